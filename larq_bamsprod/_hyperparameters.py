@@ -1,0 +1,137 @@
+"""Validation and resolution of hyperparameters shared by every optimizer class."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable
+
+import tensorflow as tf
+
+from larq_bamsprod._compat import LearningRateSchedule, register_serializable
+from larq_bamsprod.bounds import BOUND_TARGETS
+
+LR_DECAYS = ("sqrt", None)
+
+
+@register_serializable(package="larq_bamsprod")
+class StepFunction(LearningRateSchedule):
+    """Wraps a plain callable of the step so both Keras optimizer bases accept it.
+
+    A plain Python function cannot be serialized: ``get_config`` raises with advice.
+    """
+
+    def __init__(self, fn: Callable[[tf.Tensor], Any]):
+        self.fn = fn
+
+    def __call__(self, step):
+        return self.fn(step)
+
+    def get_config(self):
+        raise NotImplementedError(
+            f"cannot serialize the plain callable {self.fn!r}: pass a "
+            "tf.keras.optimizers.schedules.LearningRateSchedule with get_config() "
+            "instead (e.g. ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay)."
+        )
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_schedule_or_float(name: str, value, low_open: float | None = None,
+                            in_unit_interval: bool = False):
+    """Return a float or a schedule; raise a ValueError/TypeError naming ``name``."""
+    if isinstance(value, LearningRateSchedule):
+        return value
+    if callable(value) and not tf.is_tensor(value):
+        return StepFunction(value)
+    if tf.is_tensor(value) or isinstance(value, tf.Variable):
+        raise TypeError(
+            f"{name} must be a float, a LearningRateSchedule or a callable of the step, "
+            f"received a tensor {value!r}; pass float(value) instead."
+        )
+    if not _is_real(value):
+        raise TypeError(
+            f"{name} must be a float, a LearningRateSchedule or a callable of the step, "
+            f"received {name}={value!r} of type {type(value).__name__}."
+        )
+    value = float(value)
+    if in_unit_interval and not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), received {name}={value}.")
+    if low_open is not None and not value > low_open:
+        raise ValueError(f"{name} must be > {low_open}, received {name}={value}.")
+    return value
+
+
+def check_float(name: str, value, *, low: float | None = None, low_open: float | None = None,
+                in_unit_interval: bool = False) -> float:
+    if not _is_real(value):
+        raise TypeError(
+            f"{name} must be a float, received {name}={value!r} of type "
+            f"{type(value).__name__}."
+        )
+    value = float(value)
+    if in_unit_interval and not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), received {name}={value}.")
+    if low is not None and not value >= low:
+        raise ValueError(f"{name} must be >= {low}, received {name}={value}.")
+    if low_open is not None and not value > low_open:
+        raise ValueError(f"{name} must be > {low_open}, received {name}={value}.")
+    return value
+
+
+def check_bamsprod_args(*, learning_rate, beta_1, beta_2, epsilon, gamma, bound_target,
+                        lr_decay, bias_correction) -> dict:
+    """Validate BAMSProd's constructor arguments; return them normalised."""
+    out = {
+        "learning_rate": check_schedule_or_float("learning_rate", learning_rate, low_open=0.0),
+        "beta_1": check_schedule_or_float("beta_1", beta_1, in_unit_interval=True),
+        "beta_2": check_float("beta_2", beta_2, in_unit_interval=True),
+        "epsilon": check_float("epsilon", epsilon, low=0.0),
+        "gamma": check_float("gamma", gamma, low_open=0.0),
+    }
+    if bound_target is None or isinstance(bound_target, str):
+        if bound_target is not None and bound_target not in BOUND_TARGETS:
+            raise ValueError(
+                f"bound_target must be a float > 0, one of {list(BOUND_TARGETS)} or None, "
+                f"received bound_target={bound_target!r}."
+            )
+    else:
+        bound_target = check_float("bound_target", bound_target, low_open=0.0)
+    out["bound_target"] = bound_target
+    if lr_decay not in LR_DECAYS:
+        raise ValueError(
+            f"lr_decay must be one of {list(LR_DECAYS)}, received lr_decay={lr_decay!r}."
+        )
+    out["lr_decay"] = lr_decay
+    if not isinstance(bias_correction, bool):
+        raise TypeError(
+            f"bias_correction must be a bool, received bias_correction={bias_correction!r}."
+        )
+    out["bias_correction"] = bias_correction
+    return out
+
+
+def value_at(hyper, step, dtype):
+    """Evaluate a float or schedule hyperparameter at ``step`` (iterations so far)."""
+    if isinstance(hyper, LearningRateSchedule):
+        return tf.cast(hyper(step), dtype)
+    return tf.cast(hyper, dtype)
+
+
+def serialize(hyper):
+    """JSON-clean form of a float or schedule hyperparameter."""
+    if isinstance(hyper, LearningRateSchedule):
+        return tf.keras.optimizers.schedules.serialize(hyper)
+    return hyper
+
+
+def deserialize_schedules(config: dict, names, custom_objects=None) -> dict:
+    """Rebuild every schedule in ``config`` whose key is in ``names``."""
+    config = dict(config)
+    for name in names:
+        if isinstance(config.get(name), dict):
+            config[name] = tf.keras.optimizers.schedules.deserialize(
+                config[name], custom_objects=custom_objects
+            )
+    return config

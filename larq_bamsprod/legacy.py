@@ -1,0 +1,133 @@
+"""BAMSProd for ``tf.keras.optimizers.legacy.Optimizer``: the kind Larq's
+``CaseOptimizer`` accepts, to put BAMSProd where Bop was.
+
+.. code-block:: python
+
+    import larq as lq
+    from larq_bamsprod import legacy
+
+    optimizer = lq.optimizers.CaseOptimizer(
+        (lq.optimizers.Bop.is_binary_variable, legacy.BAMSProd()),
+        default_optimizer=tf.keras.optimizers.legacy.Adam(0.01),
+    )
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from larq_bamsprod import _hyperparameters as hp
+from larq_bamsprod._compat import LearningRateSchedule, LegacyOptimizer, register_serializable
+from larq_bamsprod.optimizers import _SCHEDULABLE, BAMSPROD_DOC, DEFAULTS
+from larq_bamsprod.update_rule import bamsprod_update, step_scalars
+
+__all__ = ["BAMSProd"]
+
+
+@register_serializable(package="larq_bamsprod.legacy")
+class BAMSProd(LegacyOptimizer):
+    __doc__ = BAMSPROD_DOC
+
+    _HAS_AGGREGATE_GRAD = True
+
+    def __init__(
+        self,
+        learning_rate=DEFAULTS["learning_rate"],
+        beta_1=DEFAULTS["beta_1"],
+        beta_2: float = DEFAULTS["beta_2"],
+        epsilon: float = DEFAULTS["epsilon"],
+        gamma: float = DEFAULTS["gamma"],
+        bound_target=DEFAULTS["bound_target"],
+        lr_decay: str | None = DEFAULTS["lr_decay"],
+        bias_correction: bool = DEFAULTS["bias_correction"],
+        name: str = "BAMSProd",
+        **kwargs,
+    ):
+        args = hp.check_bamsprod_args(
+            learning_rate=learning_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            gamma=gamma,
+            bound_target=bound_target,
+            lr_decay=lr_decay,
+            bias_correction=bias_correction,
+        )
+        super().__init__(name=name, **kwargs)
+        for key in ("learning_rate", "beta_1", "beta_2", "epsilon", "gamma"):
+            self._set_hyper(key, args[key])
+        self.bound_target = args["bound_target"]
+        self.lr_decay = args["lr_decay"]
+        self.bias_correction = args["bias_correction"]
+
+    def _create_slots(self, var_list):
+        for slot in ("m", "v", "vhat"):
+            for var in var_list:
+                self.add_slot(var, slot)
+
+    def _prepare_local(self, var_device, var_dtype, apply_state):
+        super()._prepare_local(var_device, var_dtype, apply_state)
+        beta_1 = self._hyper["beta_1"]
+        if isinstance(beta_1, LearningRateSchedule):
+            beta_1 = tf.cast(beta_1(self.iterations), var_dtype)
+        else:
+            beta_1 = self._get_hyper("beta_1", var_dtype)
+        apply_state[(var_device, var_dtype)]["scalars"] = step_scalars(
+            step=self.iterations + 1,
+            learning_rate=apply_state[(var_device, var_dtype)]["lr_t"],
+            beta_1=beta_1,
+            beta_2=self._get_hyper("beta_2", var_dtype),
+            epsilon=self._get_hyper("epsilon", var_dtype),
+            gamma=self._get_hyper("gamma", var_dtype),
+            bound_target=self.bound_target,
+            lr_decay=self.lr_decay,
+            bias_correction=self.bias_correction,
+            dtype=var_dtype,
+        )
+
+    def _scalars(self, var, apply_state):
+        key = (var.device, var.dtype.base_dtype)
+        coefficients = (apply_state or {}).get(key) or self._fallback_apply_state(*key)
+        return coefficients["scalars"]
+
+    def _resource_apply_dense(self, grad, var, apply_state=None):
+        m = self.get_slot(var, "m")
+        v = self.get_slot(var, "v")
+        v_hat = self.get_slot(var, "vhat")
+        delta, m_new, v_new, v_hat_new = bamsprod_update(
+            grad, m, v, v_hat, self._scalars(var, apply_state)
+        )
+        return tf.group(
+            m.assign(m_new, read_value=False),
+            v.assign(v_new, read_value=False),
+            v_hat.assign(v_hat_new, read_value=False),
+            var.assign_sub(delta, read_value=False),
+        )
+
+    def _resource_apply_sparse(self, grad, var, indices, apply_state=None):
+        # Dense equivalent: all moments decay; the base class already summed duplicates.
+        dense = tf.math.unsorted_segment_sum(grad, indices, tf.shape(var)[0])
+        return self._resource_apply_dense(dense, var, apply_state)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "learning_rate": self._serialize_hyperparameter("learning_rate"),
+                "beta_1": self._serialize_hyperparameter("beta_1"),
+                "beta_2": self._serialize_hyperparameter("beta_2"),
+                "epsilon": self._serialize_hyperparameter("epsilon"),
+                "gamma": self._serialize_hyperparameter("gamma"),
+                "bound_target": self.bound_target,
+                "lr_decay": self.lr_decay,
+                "bias_correction": self.bias_correction,
+                "is_legacy_optimizer": True,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = hp.deserialize_schedules(config, _SCHEDULABLE, custom_objects)
+        config.pop("is_legacy_optimizer", None)
+        return cls(**config)

@@ -1,0 +1,104 @@
+"""BAMSProd's update rule: one pure function on tensors.
+
+Every optimizer class (``larq_bamsprod.BAMSProd``, ``larq_bamsprod.legacy.BAMSProd``) calls
+:func:`bamsprod_update`; the tests mirror it with an independent NumPy reference.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import tensorflow as tf
+
+from larq_bamsprod.bounds import bound_scales
+
+
+class StepScalars(NamedTuple):
+    """Quantities that depend on the step only; computed once per step and dtype."""
+
+    beta_1: tf.Tensor  # beta_1(t), already evaluated if it is a schedule
+    beta_2: tf.Tensor
+    epsilon: tf.Tensor
+    step_size: tf.Tensor  # eta_t, with the sqrt(t) decay and bias correction folded in
+    lower_scale: tf.Tensor | None  # c_l(t) / c, or None without projection
+    upper_scale: tf.Tensor | None  # c_u(t) / c
+    target: tf.Tensor | None  # float bound target c, or None for the adaptive target
+
+
+def step_scalars(
+    *,
+    step: tf.Tensor,
+    learning_rate: tf.Tensor,
+    beta_1: tf.Tensor,
+    beta_2: tf.Tensor,
+    epsilon: tf.Tensor,
+    gamma: tf.Tensor,
+    bound_target: float | str | None,
+    lr_decay: str | None,
+    bias_correction: bool,
+    dtype: tf.DType,
+) -> StepScalars:
+    """Compute the per-step scalars of :func:`bamsprod_update` in ``dtype``.
+
+    ``step`` is ``t = iterations + 1``; ``learning_rate`` and ``beta_1`` are the values at
+    this step (schedules already evaluated).
+    """
+    t = tf.cast(step, dtype)
+    lr = tf.cast(learning_rate, dtype)
+    b1 = tf.cast(beta_1, dtype)
+    b2 = tf.cast(beta_2, dtype)
+    step_size = lr
+    if lr_decay == "sqrt":
+        step_size = step_size / tf.sqrt(t)
+    if bias_correction:
+        # Keras' Adam convention: fold both corrections into the step size. With a
+        # scheduled beta_1, beta_1(t)^t is used, as Keras does for its schedules.
+        step_size = step_size * tf.sqrt(1.0 - tf.pow(b2, t)) / (1.0 - tf.pow(b1, t))
+    lower_scale = upper_scale = target = None
+    if bound_target is not None:
+        lower_scale, upper_scale = bound_scales(t, tf.cast(gamma, dtype))
+        if not isinstance(bound_target, str):
+            target = tf.cast(bound_target, dtype)
+    return StepScalars(
+        beta_1=b1,
+        beta_2=b2,
+        epsilon=tf.cast(epsilon, dtype),
+        step_size=step_size,
+        lower_scale=lower_scale,
+        upper_scale=upper_scale,
+        target=target,
+    )
+
+
+def bamsprod_update(
+    grad: tf.Tensor,
+    m: tf.Tensor,
+    v: tf.Tensor,
+    v_hat: tf.Tensor,
+    scalars: StepScalars,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """One BAMSProd step for one variable.
+
+    Returns ``(delta, m_new, v_new, v_hat_new)``; the caller applies ``w <- w - delta``.
+
+    .. code-block:: text
+
+        m     = b1 * m + (1 - b1) * g
+        v     = b2 * v + (1 - b2) * g^2
+        v_hat = max(v_hat, v)
+        v_til = clip(v_hat, c * lower_scale, c * upper_scale)   # c = target or mean(v_hat)
+        delta = step_size * m / (sqrt(v_til) + epsilon)
+    """
+    m = m + (grad - m) * (1.0 - scalars.beta_1)
+    v = v + (tf.square(grad) - v) * (1.0 - scalars.beta_2)
+    v_hat = tf.maximum(v_hat, v)
+    v_til = v_hat
+    if scalars.lower_scale is not None:
+        target = scalars.target
+        if target is None:
+            target = tf.reduce_mean(v_hat)
+        v_til = tf.minimum(
+            tf.maximum(v_hat, target * scalars.lower_scale), target * scalars.upper_scale
+        )
+    delta = scalars.step_size * m / (tf.sqrt(v_til) + scalars.epsilon)
+    return delta, m, v, v_hat
