@@ -1,0 +1,186 @@
+"""The optimizers a comparison runs, with the settings their papers recommend.
+
+Every entry builds a fresh ``tf.keras.optimizers.legacy`` optimizer (the kind Larq's
+``CaseOptimizer`` accepts, and the fused-kernel Keras optimizers on CPU), so every
+optimizer of a comparison goes through the same Keras code path. ``learning_rate`` may be
+a float or a ``LearningRateSchedule``; :func:`make_optimizer` scales the schedule shape
+given to it by each optimizer's own base rate, so all optimizers share one schedule shape.
+
+========  ===========================================================  ===================
+name      optimizer (defaults)                                          source
+========  ===========================================================  ===================
+bamsprod  ``legacy.BAMSProd()`` (see ``larq_bamsprod.DEFAULTS``)        Liu et al. 2020
+bop       ``CaseOptimizer((Bop.is_binary_variable, Bop(threshold=1e-8,  Helwegen et al.
+          gamma=1e-4)), default_optimizer=Adam(0.01))``                 2019; Larq docs
+adam      ``Adam(1e-3)``                                                Kingma & Ba 2015
+amsgrad   ``Adam(1e-3, amsgrad=True)``                                  Reddi et al. 2018
+adabound  ``AdaBound(1e-3, final_lr=0.1, gamma=1e-3)``                  Luo et al. 2019
+amsbound  ``AMSBound(1e-3, final_lr=0.1, gamma=1e-3)``                  Luo et al. 2019
+sgdm      ``SGD(0.1, momentum=0.9)``                                    He et al. 2016
+========  ===========================================================  ===================
+
+Bop only acts on variables marked binary (``precision == 1``, i.e. kernels of Larq
+quantized layers with ``ste_sign``-type quantizers); everything else (batch norm, the
+real-valued first and last layers, shortcuts) is trained by the default optimizer, as the
+Bop paper and Larq's documentation do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from larq_bamsprod._compat import LearningRateSchedule
+
+OPTIMIZER_NAMES = ("bamsprod", "bop", "adam", "amsgrad", "adabound", "amsbound", "sgdm")
+
+DEFAULT_HPARAMS: dict[str, dict[str, Any]] = {
+    "bamsprod": {},  # larq_bamsprod.DEFAULTS
+    "bop": {"threshold": 1e-8, "gamma": 1e-4, "fp_learning_rate": 1e-2},
+    "adam": {"learning_rate": 1e-3},
+    "amsgrad": {"learning_rate": 1e-3},
+    "adabound": {"learning_rate": 1e-3, "final_lr": 0.1, "gamma": 1e-3},
+    "amsbound": {"learning_rate": 1e-3, "final_lr": 0.1, "gamma": 1e-3},
+    "sgdm": {"learning_rate": 0.1, "momentum": 0.9},
+}
+"""Per-optimizer hyperparameters; override any of them with ``overrides``."""
+
+
+class ScaledSchedule(LearningRateSchedule):
+    """``base * shape(step)``: one schedule shape, scaled by each optimizer's base rate."""
+
+    def __init__(self, base: float, shape: LearningRateSchedule):
+        self.base = float(base)
+        self.shape = shape
+
+    def __call__(self, step):
+        return self.base * self.shape(step)
+
+    def get_config(self):
+        return {"base": self.base, "shape": tf.keras.optimizers.schedules.serialize(self.shape)}
+
+    @classmethod
+    def from_config(cls, config):
+        shape = tf.keras.optimizers.schedules.deserialize(config["shape"])
+        return cls(config["base"], shape)
+
+
+def canonical_name(name: str) -> str:
+    """Case-insensitive optimizer name, or a ValueError listing the valid ones."""
+    key = str(name).strip().lower()
+    if key not in OPTIMIZER_NAMES:
+        raise ValueError(
+            f"unknown optimizer {name!r}; valid optimizers: {', '.join(OPTIMIZER_NAMES)}"
+        )
+    return key
+
+
+def parse_optimizer_list(text: str) -> list[str]:
+    """Parse ``"bamsprod,Bop,adam"`` into canonical names (no duplicates)."""
+    names = [canonical_name(part) for part in text.split(",") if part.strip()]
+    if not names:
+        raise ValueError(
+            f"--optimizers is empty; choose from: {', '.join(OPTIMIZER_NAMES)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def hyperparameters(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings :func:`make_optimizer` uses for ``name``, overrides applied."""
+    name = canonical_name(name)
+    if name == "bamsprod":
+        from larq_bamsprod.optimizers import DEFAULTS
+
+        params = dict(DEFAULTS)
+    else:
+        params = dict(DEFAULT_HPARAMS[name])
+    for key, value in (overrides or {}).items():
+        if key not in params:
+            raise ValueError(
+                f"unknown hyperparameter {key!r} for optimizer {name!r}; valid: "
+                f"{', '.join(sorted(params))}"
+            )
+        params[key] = value
+    return params
+
+
+def _scaled(base: float, shape: LearningRateSchedule | None):
+    return base if shape is None else ScaledSchedule(base, shape)
+
+
+def make_optimizer(
+    name: str,
+    overrides: dict[str, Any] | None = None,
+    schedule_shape: LearningRateSchedule | None = None,
+) -> tf.keras.optimizers.legacy.Optimizer:
+    """Build optimizer ``name`` with its recommended settings.
+
+    Args:
+      name: one of :data:`OPTIMIZER_NAMES` (case-insensitive).
+      overrides: hyperparameters replacing those of :data:`DEFAULT_HPARAMS`.
+        Defaults to `None`.
+      schedule_shape: a schedule with value 1 at step 0 (e.g. cosine decay); each
+        optimizer's base learning rate (Bop: ``gamma`` and its Adam's rate) is multiplied
+        by it. Defaults to `None` (constant rates).
+    """
+    name = canonical_name(name)
+    params = hyperparameters(name, overrides)
+    legacy_opts = tf.keras.optimizers.legacy
+    if name == "bop":
+        import larq as lq
+
+        bop = lq.optimizers.Bop(
+            threshold=params["threshold"], gamma=_scaled(params["gamma"], schedule_shape)
+        )
+        fp_optimizer = legacy_opts.Adam(_scaled(params["fp_learning_rate"], schedule_shape))
+        return lq.optimizers.CaseOptimizer(
+            (lq.optimizers.Bop.is_binary_variable, bop), default_optimizer=fp_optimizer
+        )
+    params["learning_rate"] = _scaled(params["learning_rate"], schedule_shape)
+    if name == "bamsprod":
+        from larq_bamsprod.legacy import BAMSProd
+
+        return BAMSProd(**params)
+    if name in ("adam", "amsgrad"):
+        return legacy_opts.Adam(amsgrad=(name == "amsgrad"), **params)
+    if name in ("adabound", "amsbound"):
+        from larq_bamsprod.adabound import AdaBound, AMSBound
+
+        return (AdaBound if name == "adabound" else AMSBound)(**params)
+    return legacy_opts.SGD(**params)
+
+
+def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """Parse ``["bamsprod.learning_rate=0.1", "bop.gamma=1e-3"]`` into nested dicts."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        opt, dot, hparam = key.partition(".")
+        if not sep or not dot or not hparam:
+            raise ValueError(
+                f"--hparam {item!r} must look like OPTIMIZER.NAME=VALUE, "
+                "e.g. bamsprod.learning_rate=0.1"
+            )
+        opt = canonical_name(opt)
+        out.setdefault(opt, {})[hparam] = _parse_value(raw)
+    for opt, values in out.items():
+        hyperparameters(opt, values)  # validates the names now, not mid-run
+    return out
+
+
+def _parse_value(raw: str):
+    text = raw.strip()
+    lowered = text.lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text

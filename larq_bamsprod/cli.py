@@ -1,0 +1,145 @@
+"""Command line: ``larq-bamsprod compare ...`` (also ``python -m larq_bamsprod compare``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 0,1,2, received {text!r}"
+        ) from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected integers >= 0, received {text!r}")
+    return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer, received {text!r}"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from larq_bamsprod import baselines, compare
+
+    parser = argparse.ArgumentParser(
+        prog="larq-bamsprod",
+        description="BAMSProd vs Bop and the adaptive optimizers on the same binary graphs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser(
+        "compare",
+        help="train one model with several optimizers, same data/seeds/init; table + plot",
+        description="Train one binary model with several optimizers from identical initial "
+        "weights on identical batches; write results.{md,csv,json}, curves.png and "
+        "TensorBoard logs to --output. Re-running the same command resumes.",
+    )
+    c.add_argument("--model", default="BinaryCNN",
+                   help="model class name (see `larq-bamsprod list`). Default: BinaryCNN")
+    c.add_argument("--dataset", default="fashion_mnist",
+                   help="TFDS dataset name (see `larq-bamsprod list`). Default: fashion_mnist")
+    c.add_argument("--optimizers", default=",".join(baselines.OPTIMIZER_NAMES),
+                   help="comma list from: " + ",".join(baselines.OPTIMIZER_NAMES)
+                   + " (case-insensitive). Default: all")
+    c.add_argument("--epochs", type=_positive_int, default=5, help="Default: 5")
+    c.add_argument("--batch-size", type=_positive_int, default=128,
+                   help="global batch size. Default: 128")
+    c.add_argument("--seeds", type=_int_list, default=[0], help="e.g. 0,1,2. Default: 0")
+    c.add_argument("--output", default="runs/compare", help="Default: runs/compare")
+    c.add_argument("--steps-per-epoch", type=_positive_int, default=None,
+                   help="cap each epoch at N batches (quick runs)")
+    c.add_argument("--train-subset", type=_positive_int, default=None,
+                   help="use the first N training examples")
+    c.add_argument("--test-subset", type=_positive_int, default=None,
+                   help="use the first N test examples")
+    c.add_argument("--schedule", choices=compare.SCHEDULES, default="cosine",
+                   help="schedule shape applied to every optimizer's base rate. Default: cosine")
+    c.add_argument("--hparam", action="append", default=[], metavar="OPT.NAME=VALUE",
+                   help="override one hyperparameter, e.g. bamsprod.learning_rate=0.1 "
+                   "(repeatable)")
+    c.add_argument("--image-size", type=_positive_int, default=None,
+                   help="resize images to SxS (for models that need larger inputs)")
+    c.add_argument("--augment", action="store_true", help="random crop + flip (CIFAR style)")
+    c.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
+    c.add_argument("--distribute", choices=("mirrored", "multiworker"), default=None,
+                   help="mirrored: all local GPUs; multiworker: MultiWorkerMirroredStrategy "
+                   "with TF_CONFIG")
+    c.add_argument("--data-dir", default=None, help="TFDS data_dir (default: TFDS_DATA_DIR "
+                   "or ~/tensorflow_datasets)")
+    c.add_argument("--no-determinism", action="store_true",
+                   help="do not enable TensorFlow op determinism (faster on GPU)")
+    c.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                   help="Keras progress: 0 silent, 1 bar, 2 line per epoch. Default: 1 on a "
+                   "terminal, else 2")
+    sub.add_parser("list", help="list models, datasets and optimizers")
+    return parser
+
+
+def _compare_config(args):
+    """Validate every flag before any training starts (ValueError names the bad one)."""
+    from larq_bamsprod import baselines, compare, data, models
+
+    models.canonical_name(args.model)  # fail fast, listing valid names
+    data.get_info(args.dataset)
+    return compare.CompareConfig(
+        model=models.canonical_name(args.model),
+        dataset=args.dataset,
+        optimizers=baselines.parse_optimizer_list(args.optimizers),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seeds=args.seeds,
+        output=args.output,
+        steps_per_epoch=args.steps_per_epoch,
+        train_subset=args.train_subset,
+        test_subset=args.test_subset,
+        schedule=args.schedule,
+        hparams=baselines.parse_overrides(args.hparam),
+        mixed_precision=args.mixed_precision,
+        distribute=args.distribute,
+        data_dir=args.data_dir,
+        image_size=args.image_size,
+        augment=args.augment,
+        deterministic=not args.no_determinism,
+        verbose=args.verbose,
+    )
+
+
+def _list() -> int:
+    from larq_bamsprod import baselines, data, models
+
+    print("models:     " + ", ".join(models.MODELS))
+    print("datasets:   " + ", ".join(data.DATASETS))
+    print("optimizers: " + ", ".join(baselines.OPTIMIZER_NAMES))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        return _list()
+    try:
+        cfg = _compare_config(args)
+    except ValueError as err:
+        # Bad names/values: one clear line listing the valid choices, not a traceback.
+        print(f"larq-bamsprod {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    from larq_bamsprod import compare
+
+    compare.run_comparison(cfg, log=lambda msg: print(msg, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
