@@ -4,8 +4,12 @@
 yet, as Larq needs; see :mod:`larq_bamsprod._compat`.
 """
 
-from larq_bamsprod import _compat  # noqa: F401  (must run before anything imports Keras)
-from larq_bamsprod import bounds, legacy, update_rule
+from larq_bamsprod import (
+    _compat,  # noqa: F401  (must run before anything imports Keras)
+    bounds,
+    legacy,
+    update_rule,
+)
 from larq_bamsprod.optimizers import DEFAULTS, BAMSProd
 from larq_bamsprod.update_rule import bamsprod_update
 
