@@ -42,7 +42,7 @@ DEFAULT_HPARAMS: dict[str, dict[str, Any]] = {
     "amsgrad": {"learning_rate": 1e-3},
     "adabound": {"learning_rate": 1e-3, "final_lr": 0.1, "gamma": 1e-3},
     "amsbound": {"learning_rate": 1e-3, "final_lr": 0.1, "gamma": 1e-3},
-    "sgdm": {"learning_rate": 0.1, "momentum": 0.9},
+    "sgdm": {"learning_rate": 0.1, "momentum": 0.9, "nesterov": False},
 }
 """Per-optimizer hyperparameters; override any of them with ``overrides``."""
 

@@ -1,0 +1,79 @@
+"""The optimizer table of the comparison: names, defaults, overrides, schedule scaling."""
+
+import larq as lq
+import pytest
+import tensorflow as tf
+
+import larq_bamsprod  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from larq_bamsprod import baselines
+from larq_bamsprod.legacy import BAMSProd
+
+
+def test_names_are_case_insensitive_and_deduplicated():
+    assert baselines.parse_optimizer_list("BAMSProd, bop,Adam,bop") == ["bamsprod", "bop", "adam"]
+
+
+def test_unknown_optimizer_lists_valid_choices():
+    with pytest.raises(ValueError, match="valid optimizers: bamsprod, bop, adam, amsgrad"):
+        baselines.parse_optimizer_list("bamsprod,lamb")
+
+
+def test_bop_is_case_optimizer_with_bop_on_binary_and_adam_elsewhere():
+    opt = baselines.make_optimizer("bop")
+    assert isinstance(opt, lq.optimizers.CaseOptimizer)
+    (predicate, bop), = opt.pred_opt_pairs
+    assert predicate is lq.optimizers.Bop.is_binary_variable
+    assert isinstance(bop, lq.optimizers.Bop)
+    assert bop.get_config()["threshold"] == pytest.approx(1e-8)
+    assert bop.get_config()["gamma"] == pytest.approx(1e-4)
+    assert isinstance(opt.default, tf.keras.optimizers.legacy.Adam)
+    assert opt.default.get_config()["learning_rate"] == pytest.approx(1e-2)
+
+
+@pytest.mark.parametrize(
+    "name, cls, config",
+    [
+        ("adam", tf.keras.optimizers.legacy.Adam, {"learning_rate": 1e-3, "amsgrad": False}),
+        ("amsgrad", tf.keras.optimizers.legacy.Adam, {"learning_rate": 1e-3, "amsgrad": True}),
+        ("sgdm", tf.keras.optimizers.legacy.SGD, {"learning_rate": 0.1, "momentum": 0.9}),
+        ("bamsprod", BAMSProd, {"learning_rate": larq_bamsprod.DEFAULTS["learning_rate"]}),
+    ],
+)
+def test_recommended_defaults(name, cls, config):
+    opt = baselines.make_optimizer(name)
+    assert type(opt) is cls
+    got = opt.get_config()
+    for key, value in config.items():
+        assert got[key] == pytest.approx(value)
+
+
+def test_override_replaces_one_hyperparameter():
+    opt = baselines.make_optimizer("bamsprod", {"learning_rate": 0.1, "bound_target": None})
+    assert opt.get_config()["learning_rate"] == pytest.approx(0.1)
+    assert opt.get_config()["bound_target"] is None
+
+
+def test_parse_overrides_types_and_errors():
+    parsed = baselines.parse_overrides(
+        ["bamsprod.learning_rate=0.1", "BAMSProd.bound_target=none", "sgdm.nesterov=true"]
+    )
+    assert parsed == {
+        "bamsprod": {"learning_rate": 0.1, "bound_target": None},
+        "sgdm": {"nesterov": True},
+    }
+    with pytest.raises(ValueError, match="must look like OPTIMIZER.NAME=VALUE"):
+        baselines.parse_overrides(["learning_rate=0.1"])
+    with pytest.raises(ValueError, match="unknown hyperparameter 'betas' for optimizer 'adam'"):
+        baselines.parse_overrides(["adam.betas=0.9"])
+
+
+def test_schedule_shape_scales_every_base_rate():
+    shape = tf.keras.optimizers.schedules.PiecewiseConstantDecay([10], [1.0, 0.1])
+    adam = baselines.make_optimizer("adam", schedule_shape=shape)
+    bop = baselines.make_optimizer("bop", schedule_shape=shape)
+    lr = adam._get_hyper("learning_rate")
+    assert float(lr(0)) == pytest.approx(1e-3)
+    assert float(lr(20)) == pytest.approx(1e-4)
+    (_, bop_inner), = bop.pred_opt_pairs
+    assert float(bop_inner._get_hyper("gamma")(20)) == pytest.approx(1e-5)
+    assert float(bop.default._get_hyper("learning_rate")(20)) == pytest.approx(1e-3)
