@@ -27,6 +27,7 @@ Bop paper and Larq's documentation do.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import tensorflow as tf
@@ -34,6 +35,7 @@ import tensorflow as tf
 from larq_bamsprod._compat import LearningRateSchedule
 
 OPTIMIZER_NAMES = ("bamsprod", "bop", "adam", "amsgrad", "adabound", "amsbound", "sgdm")
+_VARIANT_LABEL = re.compile(r"[a-z0-9_.\-]+")
 
 DEFAULT_HPARAMS: dict[str, dict[str, Any]] = {
     "bamsprod": {},  # larq_bamsprod.DEFAULTS
@@ -67,13 +69,29 @@ class ScaledSchedule(LearningRateSchedule):
 
 
 def canonical_name(name: str) -> str:
-    """Case-insensitive optimizer name, or a ValueError listing the valid ones."""
+    """Case-insensitive optimizer name, or a ValueError listing the valid ones.
+
+    ``base@label`` names a variant of ``base`` (e.g. ``bamsprod@lr0.1``) that gets its own
+    ``--hparam bamsprod@lr0.1.learning_rate=0.1`` overrides and its own row in the table.
+    """
     key = str(name).strip().lower()
-    if key not in OPTIMIZER_NAMES:
+    base, at, label = key.partition("@")
+    if base not in OPTIMIZER_NAMES:
         raise ValueError(
-            f"unknown optimizer {name!r}; valid optimizers: {', '.join(OPTIMIZER_NAMES)}"
+            f"unknown optimizer {name!r}; valid optimizers: {', '.join(OPTIMIZER_NAMES)} "
+            "(a variant is written base@label, e.g. bamsprod@lr0.1)"
+        )
+    if at and not _VARIANT_LABEL.fullmatch(label):
+        raise ValueError(
+            f"variant label in {name!r} must be letters, digits, '_', '-' or '.', "
+            "e.g. bamsprod@lr0.1"
         )
     return key
+
+
+def base_name(name: str) -> str:
+    """``"bamsprod@lr0.1"`` -> ``"bamsprod"``."""
+    return canonical_name(name).partition("@")[0]
 
 
 def parse_optimizer_list(text: str) -> list[str]:
@@ -89,12 +107,13 @@ def parse_optimizer_list(text: str) -> list[str]:
 def hyperparameters(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The settings :func:`make_optimizer` uses for ``name``, overrides applied."""
     name = canonical_name(name)
-    if name == "bamsprod":
+    base = base_name(name)
+    if base == "bamsprod":
         from larq_bamsprod.optimizers import DEFAULTS
 
         params = dict(DEFAULTS)
     else:
-        params = dict(DEFAULT_HPARAMS[name])
+        params = dict(DEFAULT_HPARAMS[base])
     for key, value in (overrides or {}).items():
         if key not in params:
             raise ValueError(
@@ -124,8 +143,8 @@ def make_optimizer(
         optimizer's base learning rate (Bop: ``gamma`` and its Adam's rate) is multiplied
         by it. Defaults to `None` (constant rates).
     """
-    name = canonical_name(name)
     params = hyperparameters(name, overrides)
+    name = base_name(name)
     legacy_opts = tf.keras.optimizers.legacy
     if name == "bop":
         import larq as lq
@@ -156,7 +175,7 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
-        opt, dot, hparam = key.partition(".")
+        opt, dot, hparam = key.rpartition(".")
         if not sep or not dot or not hparam:
             raise ValueError(
                 f"--hparam {item!r} must look like OPTIMIZER.NAME=VALUE, "

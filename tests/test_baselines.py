@@ -77,3 +77,23 @@ def test_schedule_shape_scales_every_base_rate():
     (_, bop_inner), = bop.pred_opt_pairs
     assert float(bop_inner._get_hyper("gamma")(20)) == pytest.approx(1e-5)
     assert float(bop.default._get_hyper("learning_rate")(20)) == pytest.approx(1e-3)
+
+
+def test_variants_get_their_own_overrides_and_keep_base_defaults():
+    overrides = baselines.parse_overrides(["bamsprod@lr0.1.learning_rate=0.1"])
+    assert overrides == {"bamsprod@lr0.1": {"learning_rate": 0.1}}
+    opt = baselines.make_optimizer("bamsprod@lr0.1", overrides["bamsprod@lr0.1"])
+    assert isinstance(opt, BAMSProd)
+    assert opt.get_config()["learning_rate"] == pytest.approx(0.1)
+    assert opt.get_config()["beta_2"] == pytest.approx(larq_bamsprod.DEFAULTS["beta_2"])
+    assert baselines.parse_optimizer_list("bamsprod,BAMSProd@LR0.1") == [
+        "bamsprod",
+        "bamsprod@lr0.1",
+    ]
+
+
+def test_variant_of_unknown_optimizer_or_bad_label_is_rejected():
+    with pytest.raises(ValueError, match="unknown optimizer 'lamb@x'"):
+        baselines.canonical_name("lamb@x")
+    with pytest.raises(ValueError, match="variant label in 'adam@a b'"):
+        baselines.canonical_name("adam@a b")
