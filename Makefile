@@ -19,7 +19,7 @@ install: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml constraints/$(STACK).txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=23"
-	$(BIN)/python -m pip install -q -c constraints/$(STACK).txt -e ".[test,lint]"
+	$(BIN)/python -m pip install -q -c constraints/$(STACK).txt -e ".[test,lint,examples]"
 	touch $@
 
 test: install
