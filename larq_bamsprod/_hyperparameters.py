@@ -116,6 +116,8 @@ def value_at(hyper, step, dtype):
     """Evaluate a float or schedule hyperparameter at ``step`` (iterations so far)."""
     if isinstance(hyper, LearningRateSchedule):
         return tf.cast(hyper(step), dtype)
+    if isinstance(hyper, (int, float)):
+        return tf.constant(hyper, dtype)  # tf.cast would round a float to float32 first
     return tf.cast(hyper, dtype)
 
 

@@ -13,6 +13,14 @@ import tensorflow as tf
 from larq_bamsprod.bounds import bound_scales
 
 
+def _in_dtype(value, dtype: tf.DType) -> tf.Tensor:
+    # tf.cast would first turn a Python float into a float32 tensor, rounding it, so a
+    # float64 variable would see float32 hyperparameters.
+    if isinstance(value, (int, float)):
+        return tf.constant(value, dtype)
+    return tf.cast(value, dtype)
+
+
 class StepScalars(NamedTuple):
     """Quantities that depend on the step only; computed once per step and dtype."""
 
@@ -44,9 +52,9 @@ def step_scalars(
     this step (schedules already evaluated).
     """
     t = tf.cast(step, dtype)
-    lr = tf.cast(learning_rate, dtype)
-    b1 = tf.cast(beta_1, dtype)
-    b2 = tf.cast(beta_2, dtype)
+    lr = _in_dtype(learning_rate, dtype)
+    b1 = _in_dtype(beta_1, dtype)
+    b2 = _in_dtype(beta_2, dtype)
     step_size = lr
     if lr_decay == "sqrt":
         step_size = step_size / tf.sqrt(t)
@@ -56,13 +64,13 @@ def step_scalars(
         step_size = step_size * tf.sqrt(1.0 - tf.pow(b2, t)) / (1.0 - tf.pow(b1, t))
     lower_scale = upper_scale = target = None
     if bound_target is not None:
-        lower_scale, upper_scale = bound_scales(t, tf.cast(gamma, dtype))
+        lower_scale, upper_scale = bound_scales(t, _in_dtype(gamma, dtype))
         if not isinstance(bound_target, str):
-            target = tf.cast(bound_target, dtype)
+            target = _in_dtype(bound_target, dtype)
     return StepScalars(
         beta_1=b1,
         beta_2=b2,
-        epsilon=tf.cast(epsilon, dtype),
+        epsilon=_in_dtype(epsilon, dtype),
         step_size=step_size,
         lower_scale=lower_scale,
         upper_scale=upper_scale,
