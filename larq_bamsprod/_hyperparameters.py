@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 from typing import Any, Callable
 
+import numpy as np
 import tensorflow as tf
 
 from larq_bamsprod._compat import LearningRateSchedule, register_serializable
@@ -119,6 +120,20 @@ def value_at(hyper, step, dtype):
     if isinstance(hyper, (int, float)):
         return tf.constant(hyper, dtype)  # tf.cast would round a float to float32 first
     return tf.cast(hyper, dtype)
+
+
+def plain(value):
+    """``value`` as ``get_config`` should hold it: JSON-clean.
+
+    Keras reads float hyperparameters back from its variables as NumPy scalars, which
+    ``json.dumps`` refuses. They become the shortest Python number that reads back to the
+    same value in their dtype (``np.float32(0.999)`` -> ``0.999``).
+    """
+    if isinstance(value, np.floating):
+        return float(str(value))
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def serialize(hyper):

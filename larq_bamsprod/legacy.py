@@ -113,11 +113,11 @@ class BAMSProd(LegacyOptimizer):
         config = super().get_config()
         config.update(
             {
-                "learning_rate": self._serialize_hyperparameter("learning_rate"),
-                "beta_1": self._serialize_hyperparameter("beta_1"),
-                "beta_2": self._serialize_hyperparameter("beta_2"),
-                "epsilon": self._serialize_hyperparameter("epsilon"),
-                "gamma": self._serialize_hyperparameter("gamma"),
+                "learning_rate": hp.plain(self._serialize_hyperparameter("learning_rate")),
+                "beta_1": hp.plain(self._serialize_hyperparameter("beta_1")),
+                "beta_2": hp.plain(self._serialize_hyperparameter("beta_2")),
+                "epsilon": hp.plain(self._serialize_hyperparameter("epsilon")),
+                "gamma": hp.plain(self._serialize_hyperparameter("gamma")),
                 "bound_target": self.bound_target,
                 "lr_decay": self.lr_decay,
                 "bias_correction": self.bias_correction,

@@ -199,7 +199,7 @@ class BAMSProd(Optimizer):
         config = super().get_config()
         config.update(
             {
-                "learning_rate": self._serialize_hyperparameter(self._learning_rate),
+                "learning_rate": hp.plain(self._serialize_hyperparameter(self._learning_rate)),
                 "beta_1": hp.serialize(self.beta_1),
                 "beta_2": self.beta_2,
                 "epsilon": self.epsilon,
