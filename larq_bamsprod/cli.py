@@ -82,18 +82,55 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="Keras progress: 0 silent, 1 bar, 2 line per epoch. Default: 1 on a "
                    "terminal, else 2")
+    r = sub.add_parser(
+        "recipe",
+        help="run one of larq-zoo's training recipes with BAMSProd, Bop or its own optimizer",
+        description="Run a larq-zoo training recipe (zookeeper task, e.g. TrainQuickNet, "
+        "TrainBinaryResNetE18) on any TFDS image dataset, its optimizer replaced; its model, "
+        "epochs, batch size and schedule kept unless overridden. Checkpoints, TensorBoard "
+        "logs, the saved model and history.json go to --output; re-running resumes. See "
+        "docs/ZOO.md.",
+    )
+    r.add_argument("recipe", metavar="NAME",
+                   help="larq-zoo task name, e.g. TrainQuickNet (a wrong name lists them all)")
+    r.add_argument("--optimizer", default="bamsprod",
+                   help="recipe (the recipe's own, as a legacy optimizer) or one of: "
+                   + ",".join(baselines.OPTIMIZER_NAMES) + ". Default: bamsprod")
+    r.add_argument("--dataset", default="fashion_mnist",
+                   help="TFDS image classification dataset. Default: fashion_mnist")
+    r.add_argument("--data-dir", default=None, help="TFDS data_dir (default: TFDS_DATA_DIR "
+                   "or ~/tensorflow_datasets)")
+    r.add_argument("--epochs", type=_positive_int, default=None, help="Default: the recipe's")
+    r.add_argument("--batch-size", type=_positive_int, default=None,
+                   help="Default: the recipe's")
+    r.add_argument("--steps-per-epoch", type=_positive_int, default=None,
+                   help="cap each epoch at N batches (quick runs)")
+    r.add_argument("--validation-steps", type=_positive_int, default=None,
+                   help="cap validation at N batches. Default: --steps-per-epoch if given")
+    r.add_argument("--image-size", type=_positive_int, default=None,
+                   help="model input SxSx3. Default: 224, the recipes' ImageNet size")
+    r.add_argument("--schedule", choices=("recipe", "constant"), default="recipe",
+                   help="scale the optimizer's base rates by the recipe's schedule shape, or "
+                   "not. Default: recipe")
+    r.add_argument("--hparam", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a hyperparameter of --optimizer, e.g. learning_rate=0.001 "
+                   "(repeatable)")
+    r.add_argument("--set", action="append", default=[], dest="config", metavar="KEY=VALUE",
+                   help="zookeeper configuration of the recipe, e.g. "
+                   "model.section_filters=[32,64,256,512] (repeatable)")
+    r.add_argument("--output", default=None,
+                   help="Default: runs/recipe/NAME-OPTIMIZER-DATASET")
     sub.add_parser("list", help="list models, datasets and optimizers")
     return parser
 
 
 def _compare_config(args):
     """Validate every flag before any training starts (ValueError names the bad one)."""
-    from larq_bamsprod import baselines, compare, data, models
+    from larq_bamsprod import baselines, compare, data
 
-    models.canonical_name(args.model)  # fail fast, listing valid names
-    data.get_info(args.dataset)
-    return compare.CompareConfig(
-        model=models.canonical_name(args.model),
+    data.get_info(args.dataset)  # fail fast, listing valid names
+    cfg = compare.CompareConfig(
+        model=compare.model_name(args.model),
         dataset=args.dataset,
         optimizers=baselines.parse_optimizer_list(args.optimizers),
         epochs=args.epochs,
@@ -113,6 +150,8 @@ def _compare_config(args):
         deterministic=not args.no_determinism,
         verbose=args.verbose,
     )
+    compare.check_resumable(cfg)
+    return cfg
 
 
 def _list() -> int:
@@ -124,11 +163,45 @@ def _list() -> int:
     return 0
 
 
+def _recipe(args) -> int:
+    import os
+
+    from larq_bamsprod import baselines, data, zoo
+
+    try:
+        name = zoo.canonical_recipe(args.recipe)
+        optimizer = args.optimizer.strip().lower()
+        if optimizer == "recipe" and args.hparam:
+            raise ValueError("--hparam applies to bamsprod, bop, ...; configure the recipe's "
+                             "own optimizer with --set")
+        hparams = {}
+        if args.hparam and optimizer in baselines.OPTIMIZER_NAMES:
+            items = [f"{optimizer}.{item}" for item in args.hparam]
+            hparams = baselines.parse_overrides(items)[optimizer]
+        output = args.output or os.path.join(
+            "runs", "recipe", f"{name}-{optimizer}-{args.dataset}".replace("/", "_"))
+        task = zoo.make_recipe(
+            name, optimizer=optimizer, dataset=args.dataset, data_dir=args.data_dir,
+            epochs=args.epochs, batch_size=args.batch_size,
+            steps_per_epoch=args.steps_per_epoch, validation_steps=args.validation_steps,
+            image_size=args.image_size, output=output, hparams=hparams,
+            schedule=args.schedule, overrides=zoo.parse_config(args.config),
+        )
+    except (ValueError, TypeError, data.DatasetUnavailableError) as err:
+        print(f"larq-bamsprod recipe: error: {err}", file=sys.stderr)
+        return 2
+    task.run()
+    print(f"larq-bamsprod recipe: wrote {os.path.join(output, 'history.json')}", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "list":
         return _list()
+    if args.command == "recipe":
+        return _recipe(args)
     try:
         cfg = _compare_config(args)
     except ValueError as err:

@@ -173,10 +173,14 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
 
-def _ends_with_softmax(model: tf.keras.Model) -> bool:
-    last = model.layers[-1]
-    activation = getattr(last, "activation", None)
-    return getattr(activation, "__name__", "") == "softmax"
+def model_name(name: str) -> str:
+    """The registered spelling of a model name (case-insensitive), or a ValueError."""
+    from larq_bamsprod import models
+
+    by_lower = {key.lower(): key for key in models.MODELS}
+    if str(name).lower() not in by_lower:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(models.MODELS)}")
+    return by_lower[str(name).lower()]
 
 
 class _StepTimer(tf.keras.callbacks.Callback):
@@ -264,9 +268,8 @@ def _build(cfg, data_: _Data, strategy, optimizer_name: str | None, seed: int, t
             metrics.append(tf.keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
         model.compile(
             optimizer=optimizer,
-            loss=tf.keras.losses.SparseCategoricalCrossentropy(
-                from_logits=not _ends_with_softmax(model)
-            ),
+            # Every registered model ends in a float32 softmax (models.build_model).
+            loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=False),
             metrics=metrics,
         )
     return model, optimizer
@@ -277,7 +280,7 @@ def _init_weights(cfg, data_, strategy, seed: int, out: Path) -> Path:
     path = out / "init" / f"seed{seed}.weights.h5"
     if not path.exists():
         model, _ = _build(cfg, data_, strategy, None, seed, 1)
-        tmp = path.with_name(f".{path.name}.tmp.h5")
+        tmp = path.with_name(f".tmp-{path.name}")  # keeps the .weights.h5 format
         path.parent.mkdir(parents=True, exist_ok=True)
         model.save_weights(str(tmp))
         os.replace(tmp, path)
@@ -547,7 +550,9 @@ def plot_curves(histories: dict[tuple[str, int], list[dict]], path: str | os.Pat
 
 
 # --------------------------------------------------------------------------- driver
-def _check_resumable(out: Path, cfg: CompareConfig) -> None:
+def check_resumable(cfg: CompareConfig) -> None:
+    """Raise a ValueError if ``cfg.output`` holds a comparison with other settings."""
+    out = Path(cfg.output)
     previous = read_json(out / "config.json")
     if previous is None:
         return
@@ -563,11 +568,19 @@ def _check_resumable(out: Path, cfg: CompareConfig) -> None:
 def run_comparison(cfg: CompareConfig, log: Callable[[str], None] = print) -> dict:
     """Run (or resume) every (optimizer, seed) of ``cfg``; write tables and the plot."""
     out = Path(cfg.output)
-    _check_resumable(out, cfg)
+    check_resumable(cfg)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
+    previous_policy = tf.keras.mixed_precision.global_policy()
     if cfg.mixed_precision:
         tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        return _run_all(cfg, out, log)
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
     strategy = make_strategy(cfg.distribute)
     chief = is_chief(strategy)
     if chief:
