@@ -124,6 +124,31 @@ def hyperparameters(name: str, overrides: dict[str, Any] | None = None) -> dict[
     return params
 
 
+BETA_1_SCHEDULES = ("inverse_time", "corollary4")
+
+
+def beta_1_schedule(beta_1, beta_2: float = 0.999, base: float = 0.9):
+    """Map the names of the paper's decaying ``beta_1t`` to Keras schedules.
+
+    ``"inverse_time"``: ``beta_1t = beta_1 / t`` (section 4), i.e.
+    ``InverseTimeDecay(beta_1, decay_steps=1, decay_rate=1)`` evaluated at ``t - 1``.
+    ``"corollary4"``: ``beta_1t = beta_1 (beta_1 / sqrt(beta_2))^(t-1)`` (Corollary 4), i.e.
+    ``ExponentialDecay(beta_1, 1, beta_1 / sqrt(beta_2))``. ``base`` is ``beta_1``'s
+    starting value. Anything else is returned unchanged.
+    """
+    if not isinstance(beta_1, str):
+        return beta_1
+    schedules = tf.keras.optimizers.schedules
+    if beta_1 == "inverse_time":
+        return schedules.InverseTimeDecay(base, decay_steps=1, decay_rate=1.0)
+    if beta_1 == "corollary4":
+        return schedules.ExponentialDecay(base, 1, base / beta_2**0.5)
+    raise ValueError(
+        f"beta_1 must be a float or one of {', '.join(BETA_1_SCHEDULES)}, "
+        f"received beta_1={beta_1!r}"
+    )
+
+
 def _scaled(base: float, shape: LearningRateSchedule | None):
     return base if shape is None else ScaledSchedule(base, shape)
 
@@ -160,6 +185,7 @@ def make_optimizer(
     if name == "bamsprod":
         from larq_bamsprod.legacy import BAMSProd
 
+        params["beta_1"] = beta_1_schedule(params["beta_1"], params["beta_2"])
         return BAMSProd(**params)
     if name in ("adam", "amsgrad"):
         return legacy_opts.Adam(amsgrad=(name == "amsgrad"), **params)

@@ -97,3 +97,15 @@ def test_variant_of_unknown_optimizer_or_bad_label_is_rejected():
         baselines.canonical_name("lamb@x")
     with pytest.raises(ValueError, match="variant label in 'adam@a b'"):
         baselines.canonical_name("adam@a b")
+
+
+def test_named_beta_1_schedules_follow_the_paper():
+    inverse = baselines.beta_1_schedule("inverse_time")
+    corollary = baselines.beta_1_schedule("corollary4", beta_2=0.999)
+    for t in (1, 2, 10):  # Keras evaluates schedules at iterations = t - 1
+        assert float(inverse(t - 1)) == pytest.approx(0.9 / t)
+        assert float(corollary(t - 1)) == pytest.approx(0.9 * (0.9 / 0.999**0.5) ** (t - 1))
+    with pytest.raises(ValueError, match="beta_1 must be a float or one of inverse_time"):
+        baselines.beta_1_schedule("linear")
+    opt = baselines.make_optimizer("bamsprod", {"beta_1": "inverse_time"})
+    assert opt.get_config()["beta_1"]["class_name"] == "InverseTimeDecay"
