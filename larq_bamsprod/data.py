@@ -220,12 +220,12 @@ def _is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
     return (builder.data_path / "dataset_info.json").exists()
 
 
-def _build_fashion_mnist_offline(builder, source: Path, verify_checksums: bool,
+def _build_fashion_mnist_offline(builder, data_dir: str, source: Path, verify_checksums: bool,
                                  max_examples_per_split: int | None) -> None:
-    root = Path(builder.data_dir).parents[1]  # data_dir/fashion_mnist/<version>
-    (root / "downloads").mkdir(parents=True, exist_ok=True)
+    downloads = Path(data_dir) / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="fashion_mnist-restored-",
-                                     dir=root / "downloads") as manual_dir:
+                                     dir=downloads) as manual_dir:
         for filename, mtime in FASHION_MNIST_MTIMES.items():
             restored = restore_gzip_header((source / filename).read_bytes(), filename, mtime)
             (Path(manual_dir) / filename).write_bytes(restored)
@@ -318,12 +318,14 @@ def prepare(
     builder = tfds.builder(name, data_dir=data_dir)
     if _is_prepared(builder):
         return builder
+    missing = ""
     if name == "fashion_mnist":
         source = _fashion_mnist_source(fashion_mnist_dir)
         if all((source / f).is_file() for f in FASHION_MNIST_MTIMES):
-            _build_fashion_mnist_offline(builder, source, verify_checksums,
+            _build_fashion_mnist_offline(builder, data_dir, source, verify_checksums,
                                          max_examples_per_split)
             return builder
+        missing = f"Debian's files are not in {source}, and "
     if name == "imagenet2012":
         manual_dir = Path(data_dir) / "downloads" / "manual"
         archives = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
@@ -336,11 +338,12 @@ def prepare(
         builder.download_and_prepare(download_config=config)
         return builder
     if not download:
-        raise _unavailable(info, data_dir, "download=False")
+        raise _unavailable(info, data_dir, missing + "download=False")
     urls = list(builder.url_infos or {})
     if not _reachable(urls):
         hosts = sorted({_probe_address(u)[0] for u in urls})
-        raise _unavailable(info, data_dir, f"its download hosts {hosts} cannot be reached")
+        raise _unavailable(info, data_dir,
+                           missing + f"its download hosts {hosts} cannot be reached")
     config = tfds.download.DownloadConfig(try_download_gcs=False,
                                           max_examples_per_split=max_examples_per_split)
     builder.download_and_prepare(download_config=config)

@@ -12,7 +12,7 @@ and the classifier.
 
 Models:
 
-* ``BinaryCNN``: a small binary CNN for quick CPU runs (0.70M parameters at 28x28x1, 0.93M
+* ``BinaryCNN``: a small binary CNN for quick CPU runs (686k parameters at 28x28x1, 916k
   at 32x32x3; the flattened features grow with the input area).
 * ``BinaryResNet34``: the binary ResNet-34 of the paper's section 5.2.
 * ``BinaryMobileNetV2``: the binary MobileNetV2 of section 5.2 (``width_multiplier``).
@@ -62,6 +62,7 @@ import numbers
 from typing import Callable
 
 import larq as lq
+import larq_zoo
 import tensorflow as tf
 
 __all__ = ["MODELS", "ZOO_MIN_INPUT", "build_model"]
@@ -274,8 +275,6 @@ _ZOO_NAMES = ("BiRealNet", "BinaryAlexNet", "BinaryDenseNet28", "BinaryDenseNet3
 def _zoo_model(zoo_name: str, input_shape: tuple[int, int, int], num_classes: int,
                **kwargs) -> tf.keras.Model:
     """Build a larq-zoo graph (``weights=None``), resizing inputs below ``ZOO_MIN_INPUT``."""
-    import larq_zoo
-
     fn = getattr(larq_zoo.literature, zoo_name, None) or getattr(larq_zoo.sota, zoo_name)
     height, width, channels = input_shape
     side = ZOO_MIN_INPUT.get(zoo_name, 0)

@@ -311,11 +311,13 @@ def test_unavailable_dataset_error_says_how_to_get_it(tmp_path):
                   download=False)
 
 
-def test_missing_debian_fashion_mnist_error_says_apt_get(tmp_path):
-    with pytest.raises(data.DatasetUnavailableError,
-                       match="apt-get install dataset-fashion-mnist"):
+def test_missing_debian_fashion_mnist_error_names_the_directory_and_says_apt_get(tmp_path):
+    empty = tmp_path / "empty"
+    with pytest.raises(data.DatasetUnavailableError) as excinfo:
         data.load("fashion_mnist", "train", batch_size=8, shuffle=False,
-                  data_dir=str(tmp_path), fashion_mnist_dir=str(tmp_path), download=False)
+                  data_dir=str(tmp_path), fashion_mnist_dir=str(empty), download=False)
+    assert f"not in {empty}" in str(excinfo.value)
+    assert "apt-get install dataset-fashion-mnist" in str(excinfo.value)
 
 
 def test_imagenet_without_archives_error_names_the_manual_files(tmp_path):
