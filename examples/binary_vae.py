@@ -83,11 +83,12 @@ PIXELS = 784
 
 
 # --------------------------------------------------------------------------- data
-def load_binarized(split: str, subset: int | None) -> np.ndarray:
+def load_binarized(split: str, subset: int | None, data_dir: str | None = None) -> np.ndarray:
     """Fashion-MNIST ``split`` as float32 {0, 1} of shape (n, 784), in the stored order."""
     from larq_bamsprod import data
 
-    ds = data.load("fashion_mnist", split, batch_size=10_000, shuffle=False, subset=subset)
+    ds = data.load("fashion_mnist", split, batch_size=10_000, shuffle=False, subset=subset,
+                   data_dir=data_dir)
     images = np.concatenate([x.numpy() for x, _ in ds])  # [-1, 1]
     return (images.reshape(len(images), PIXELS) > 0.0).astype(np.float32)  # [0,1] > 0.5
 
@@ -457,6 +458,8 @@ def parse_args(argv=None):
                    help="rerun beta_1=0.9, beta_2=0.999 with seeds seed+1..seed+K to "
                    "measure seed noise. Default: 0")
     p.add_argument("--output", default="runs/vae", help="Default: runs/vae")
+    p.add_argument("--data-dir", default=None,
+                   help="TFDS data_dir (default: TFDS_DATA_DIR or ~/tensorflow_datasets)")
     args = p.parse_args(argv)
     defaults = {"epochs": 8, "batch_size": 100, "hidden": 500, "latent": 50,
                 "beta_1": BETA_1_SWEEP, "beta_2": BETA_2_SWEEP}
@@ -485,8 +488,8 @@ def main(argv=None) -> dict:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    x_train = load_binarized("train", args.train_subset)
-    x_test = load_binarized("test", args.test_subset)
+    x_train = load_binarized("train", args.train_subset, args.data_dir)
+    x_test = load_binarized("test", args.test_subset, args.data_dir)
     if len(x_train) < args.batch_size:
         raise SystemExit(f"--train-subset {len(x_train)} is smaller than --batch-size "
                          f"{args.batch_size}")

@@ -24,6 +24,9 @@ import tensorflow as tf
 
 from larq_bamsprod.rnn import BinaryLSTMCell
 
+sys.path.insert(0, str(Path(__file__).parent))
+import synthetic_fmnist  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -133,15 +136,17 @@ def test_binary_lstm_cell_config_round_trip():
 def quick_runs(tmp_path_factory):
     """Run both examples with --quick at the same time; return their output folders."""
     base = tmp_path_factory.mktemp("examples")
+    # A tiny Fashion-MNIST built by TFDS from synthetic files: no Debian package needed.
+    data_dir = synthetic_fmnist.make(base / "fmnist", n=512)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     procs = {}
-    for name in ("binary_vae", "binary_lstm_ptb"):
+    for name, extra in (("binary_vae", ["--data-dir", data_dir]), ("binary_lstm_ptb", [])):
         out = base / name
         procs[name] = (
             out,
             subprocess.Popen(
                 [sys.executable, str(ROOT / "examples" / f"{name}.py"), "--quick",
-                 "--output", str(out)],
+                 "--output", str(out), *extra],
                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 text=True,
             ),
