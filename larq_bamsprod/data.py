@@ -220,6 +220,12 @@ def _is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
     return (builder.data_path / "dataset_info.json").exists()
 
 
+def _download_config(max_examples_per_split: int | None, **options):
+    # No GCS: TFDS' copies of prepared datasets there would be probed over the network.
+    return tfds.download.DownloadConfig(try_download_gcs=False,
+                                        max_examples_per_split=max_examples_per_split, **options)
+
+
 def _build_fashion_mnist_offline(builder, data_dir: str, source: Path, verify_checksums: bool,
                                  max_examples_per_split: int | None) -> None:
     downloads = Path(data_dir) / "downloads"
@@ -229,11 +235,8 @@ def _build_fashion_mnist_offline(builder, data_dir: str, source: Path, verify_ch
         for filename, mtime in FASHION_MNIST_MTIMES.items():
             restored = restore_gzip_header((source / filename).read_bytes(), filename, mtime)
             (Path(manual_dir) / filename).write_bytes(restored)
-        config = tfds.download.DownloadConfig(
-            manual_dir=manual_dir, try_download_gcs=False,
-            force_checksums_validation=verify_checksums,
-            max_examples_per_split=max_examples_per_split,
-        )
+        config = _download_config(max_examples_per_split, manual_dir=manual_dir,
+                                  force_checksums_validation=verify_checksums)
         try:
             builder.download_and_prepare(download_config=config)
         except tfds.download.download_manager.NonMatchingChecksumError as error:
@@ -332,9 +335,7 @@ def prepare(
         if not all((manual_dir / a).is_file() for a in archives):
             raise _unavailable(info, data_dir, f"{' and '.join(archives)} are not in "
                                f"{manual_dir}")
-        config = tfds.download.DownloadConfig(manual_dir=str(manual_dir),
-                                              try_download_gcs=False,
-                                              max_examples_per_split=max_examples_per_split)
+        config = _download_config(max_examples_per_split, manual_dir=str(manual_dir))
         builder.download_and_prepare(download_config=config)
         return builder
     if not download:
@@ -344,9 +345,7 @@ def prepare(
         hosts = sorted({_probe_address(u)[0] for u in urls})
         raise _unavailable(info, data_dir,
                            missing + f"its download hosts {hosts} cannot be reached")
-    config = tfds.download.DownloadConfig(try_download_gcs=False,
-                                          max_examples_per_split=max_examples_per_split)
-    builder.download_and_prepare(download_config=config)
+    builder.download_and_prepare(download_config=_download_config(max_examples_per_split))
     return builder
 
 
