@@ -12,7 +12,7 @@ FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
 DEMO_OUT ?= runs/demo
 PYTEST_ARGS ?=
 
-.PHONY: install test test-tf215 demo data bench lint clean
+.PHONY: install test test-tf215 demo data kernels bench bench-train lint clean
 
 install: $(STAMP)
 
@@ -20,6 +20,7 @@ $(STAMP): setup.cfg pyproject.toml constraints/$(STACK).txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=23"
 	$(BIN)/python -m pip install -q -c constraints/$(STACK).txt -e ".[test,lint,examples]"
+	$(BIN)/python -m larq_bamsprod.kernels build
 	touch $@
 
 test: install
@@ -38,11 +39,19 @@ data:
 
 demo: install data
 	$(BIN)/larq-bamsprod compare --dataset fashion_mnist --model BinaryCNN \
-	  --optimizers bamsprod,bop,adam,amsgrad,adabound,sgdm --epochs 3 --seeds 0 \
+	  --optimizers bamsprod,bop,adam,amsgrad,adabound,amsbound,sgdm --epochs 3 --seeds 0 \
 	  --train-subset 12000 --batch-size 128 --output $(DEMO_OUT)
+
+# BAMSProd's compiled CPU kernel (also built by `install`, and on first use otherwise). A
+# failed build only warns: the optimizers then use the pure-TensorFlow update.
+kernels: install
+	$(BIN)/python -m larq_bamsprod.kernels build
 
 bench: install
 	$(BIN)/python benchmarks/update_step.py --output runs/bench.json
+
+bench-train: install
+	$(BIN)/python benchmarks/train_step.py --output runs/bench_train.json
 
 lint: install
 	$(BIN)/ruff check larq_bamsprod tests examples benchmarks
