@@ -1,0 +1,105 @@
+"""Every invalid hyperparameter is refused in ``__init__`` with an error naming the
+argument and the value received; the edges of every valid range are accepted."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import tensorflow as tf
+from optimizers_under_test import OPTIMIZER_CLASSES
+
+CLASSES = pytest.mark.parametrize(
+    "factory", OPTIMIZER_CLASSES.values(), ids=OPTIMIZER_CLASSES.keys()
+)
+
+# (argument, invalid value, error, text the message must contain after "argument=")
+INVALID = [
+    ("learning_rate", 0.0, ValueError, "0.0"),
+    ("learning_rate", -0.01, ValueError, "-0.01"),
+    ("learning_rate", math.nan, ValueError, "nan"),
+    ("learning_rate", "0.01", TypeError, "'0.01'"),
+    ("learning_rate", None, TypeError, "None"),
+    ("beta_1", 1.0, ValueError, "1.0"),
+    ("beta_1", -0.1, ValueError, "-0.1"),
+    ("beta_1", 1.5, ValueError, "1.5"),
+    ("beta_1", "0.9", TypeError, "'0.9'"),
+    ("beta_2", 1.0, ValueError, "1.0"),
+    ("beta_2", -0.5, ValueError, "-0.5"),
+    ("beta_2", math.nan, ValueError, "nan"),
+    ("beta_2", None, TypeError, "None"),
+    ("beta_2", [0.999], TypeError, "[0.999]"),
+    ("epsilon", -1e-8, ValueError, "-1e-08"),
+    ("epsilon", "1e-7", TypeError, "'1e-7'"),
+    ("gamma", 0.0, ValueError, "0.0"),
+    ("gamma", -1.0, ValueError, "-1.0"),
+    ("gamma", True, TypeError, "True"),
+    ("bound_target", 0.0, ValueError, "0.0"),
+    ("bound_target", -1.0, ValueError, "-1.0"),
+    ("bound_target", "median", ValueError, "'median'"),
+    ("bound_target", "", ValueError, "''"),
+    ("bound_target", True, TypeError, "True"),
+    ("bound_target", [1.0], TypeError, "[1.0]"),
+    ("lr_decay", "linear", ValueError, "'linear'"),
+    ("lr_decay", "SQRT", ValueError, "'SQRT'"),
+    ("lr_decay", 1, ValueError, "1"),
+    ("bias_correction", "yes", TypeError, "'yes'"),
+    ("bias_correction", 1, TypeError, "1"),
+    ("bias_correction", None, TypeError, "None"),
+]
+
+
+@CLASSES
+@pytest.mark.parametrize(
+    "argument,value,error,shown", INVALID, ids=[f"{a}={v!r}" for a, v, _, _ in INVALID]
+)
+def test_invalid_hyperparameter_raises_naming_argument_and_value(
+    factory, argument, value, error, shown
+):
+    with pytest.raises(error, match=re.escape(f"{argument}={shown}")):
+        factory(**{argument: value})
+
+
+@CLASSES
+@pytest.mark.parametrize("argument", ["learning_rate", "beta_1"])
+def test_tensor_instead_of_float_raises_type_error(factory, argument):
+    with pytest.raises(TypeError, match=f"{argument} must be a float"):
+        factory(**{argument: tf.constant(0.5)})
+
+
+@CLASSES
+def test_unknown_keyword_argument_raises_type_error(factory):
+    with pytest.raises(TypeError, match="amsgrad"):
+        factory(amsgrad=True)
+
+
+VALID_EDGES = [
+    {"beta_1": 0.0},
+    {"beta_2": 0.0},
+    {"epsilon": 0.0},
+    {"learning_rate": 1},  # an int is a number
+    {"gamma": 1e-12},
+    {"bound_target": 1e-12},
+    {"bound_target": 3},
+    {"bound_target": None},
+    {"bound_target": "mean"},
+    {"lr_decay": None},
+    {"lr_decay": "sqrt"},
+    {"bias_correction": False},
+    {"learning_rate": tf.keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)},
+    {"beta_1": lambda step: 0.5},
+    {"clipnorm": 1.0},
+    {"global_clipnorm": 1.0},
+    {"clipvalue": 0.5},
+]
+
+
+@CLASSES
+@pytest.mark.parametrize("kwargs", VALID_EDGES, ids=[repr(k) for k in VALID_EDGES])
+def test_valid_edge_values_are_accepted_and_train(factory, kwargs):
+    optimizer = factory(**kwargs)
+    var = tf.Variable([1.0, -2.0])
+    optimizer.apply_gradients([(tf.constant([0.5, -0.5]), var)])
+    assert all(math.isfinite(x) for x in var.numpy())
+    assert var.numpy().tolist() != [1.0, -2.0]
