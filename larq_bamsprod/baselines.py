@@ -32,7 +32,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from larq_bamsprod._compat import LearningRateSchedule
+from larq_bamsprod._compat import LearningRateSchedule, register_serializable
 
 OPTIMIZER_NAMES = ("bamsprod", "bop", "adam", "amsgrad", "adabound", "amsbound", "sgdm")
 _VARIANT_LABEL = re.compile(r"[a-z0-9_.\-]+")
@@ -49,6 +49,7 @@ DEFAULT_HPARAMS: dict[str, dict[str, Any]] = {
 """Per-optimizer hyperparameters; override any of them with ``overrides``."""
 
 
+@register_serializable(package="larq_bamsprod")
 class ScaledSchedule(LearningRateSchedule):
     """``base * shape(step)``: one schedule shape, scaled by each optimizer's base rate."""
 
@@ -63,8 +64,10 @@ class ScaledSchedule(LearningRateSchedule):
         return {"base": self.base, "shape": tf.keras.optimizers.schedules.serialize(self.shape)}
 
     @classmethod
-    def from_config(cls, config):
-        shape = tf.keras.optimizers.schedules.deserialize(config["shape"])
+    def from_config(cls, config, custom_objects=None):
+        shape = tf.keras.optimizers.schedules.deserialize(
+            config["shape"], custom_objects=custom_objects
+        )
         return cls(config["base"], shape)
 
 

@@ -1,5 +1,7 @@
 """The optimizer table of the comparison: names, defaults, overrides, schedule scaling."""
 
+import json
+
 import larq as lq
 import pytest
 import tensorflow as tf
@@ -109,3 +111,13 @@ def test_named_beta_1_schedules_follow_the_paper():
         baselines.beta_1_schedule("linear")
     opt = baselines.make_optimizer("bamsprod", {"beta_1": "inverse_time"})
     assert opt.get_config()["beta_1"]["class_name"] == "InverseTimeDecay"
+
+
+def test_scheduled_optimizer_rebuilds_from_its_config():
+    shape = tf.keras.optimizers.schedules.CosineDecay(1.0, decay_steps=100)
+    opt = baselines.make_optimizer("bamsprod", schedule_shape=shape)
+    config = json.loads(json.dumps(opt.get_config()))
+    clone = BAMSProd.from_config(config)
+    lr = clone._get_hyper("learning_rate")
+    expected = larq_bamsprod.DEFAULTS["learning_rate"] * float(shape(50))
+    assert float(lr(50)) == pytest.approx(expected)
