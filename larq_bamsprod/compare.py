@@ -277,7 +277,8 @@ def _build(cfg, data_: _Data, strategy, optimizer_name: str | None, seed: int, t
 
 def _init_weights(cfg, data_, strategy, seed: int, out: Path) -> Path:
     """Build the model once for ``seed`` and save the weights every optimizer starts from."""
-    path = out / "init" / f"seed{seed}.weights.h5"
+    folder = out / "init" if is_chief(strategy) else out / ".scratch" / f"init-{os.getpid()}"
+    path = folder / f"seed{seed}.weights.h5"
     if not path.exists():
         model, _ = _build(cfg, data_, strategy, None, seed, 1)
         tmp = path.with_name(f".tmp-{path.name}")  # keeps the .weights.h5 format
