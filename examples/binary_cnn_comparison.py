@@ -1,0 +1,64 @@
+"""Claim 3 (paper section 5.2): binary CNNs trained by every optimizer, same graph/data/seeds.
+
+CPU scale (docs/RESULTS.md, section 3): the harness's BinaryCNN on offline Fashion-MNIST,
+3 seeds. GPU scale (one command each, not run here):
+
+    python examples/binary_cnn_comparison.py --gpu-resnet34     # CIFAR-10, 200 epochs
+    python examples/binary_cnn_comparison.py --gpu-mobilenetv2  # ImageNet (manual download)
+
+``--quick`` runs seconds-long settings (used by the tests); ``--print`` shows the
+``larq-bamsprod compare`` command instead of running it. Extra arguments are passed on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+ALL = "bamsprod,bop,adam,amsgrad,adabound,amsbound,sgdm"
+
+SETTINGS = {
+    # What docs/RESULTS.md section 3 reports (the `make demo` settings, 3 seeds).
+    "cpu": ["--model", "BinaryCNN", "--dataset", "fashion_mnist", "--optimizers", ALL,
+            "--epochs", "3", "--train-subset", "12000", "--batch-size", "128",
+            "--seeds", "0,1,2", "--output", "runs/demo"],
+    "quick": ["--model", "BinaryCNN", "--dataset", "fashion_mnist", "--optimizers",
+              "bamsprod,bop", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16",
+              "--test-subset", "64", "--seeds", "0", "--output", "runs/quick-cnn"],
+    # The paper's CIFAR-10 setting: binary ResNet-34, 200 epochs, batch 128. (The paper
+    # gave BAMSProd batch 64; here every optimizer gets the same batch, for fairness.)
+    "gpu-resnet34": ["--model", "BinaryResNet34", "--dataset", "cifar10", "--augment",
+                     "--optimizers", ALL, "--epochs", "200", "--batch-size", "128",
+                     "--seeds", "0,1,2", "--schedule", "cosine",
+                     "--hparam", "bamsprod.learning_rate=0.1",
+                     "--distribute", "mirrored", "--no-determinism",
+                     "--output", "runs/cifar10-resnet34"],
+    # Table 1: binary MobileNetV2 on ImageNet (needs the ILSVRC2012 archives, see README).
+    "gpu-mobilenetv2": ["--model", "BinaryMobileNetV2", "--dataset", "imagenet2012",
+                        "--image-size", "224", "--augment", "--optimizers", ALL,
+                        "--epochs", "100", "--batch-size", "256", "--seeds", "0",
+                        "--hparam", "bamsprod.learning_rate=0.1",
+                        "--distribute", "mirrored", "--mixed-precision", "--no-determinism",
+                        "--output", "runs/imagenet-mobilenetv2"],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group()
+    for name in ("quick", "gpu-resnet34", "gpu-mobilenetv2"):
+        group.add_argument(f"--{name}", dest="setting", action="store_const", const=name)
+    parser.add_argument("--print", action="store_true", help="print the command only")
+    args, extra = parser.parse_known_args(argv)
+    command = ["compare", *SETTINGS[args.setting or "cpu"], *extra]
+    if args.print:
+        print("larq-bamsprod " + shlex.join(command))
+        return 0
+    from larq_bamsprod import cli
+
+    return cli.main(command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
