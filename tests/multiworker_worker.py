@@ -70,7 +70,6 @@ def main(mode: str, out: pathlib.Path) -> None:
         arrays[f"{name}/initial"] = np.concatenate([w.ravel() for w in model.get_weights()])
         model.fit(_dataset(), epochs=EPOCHS, shuffle=False, verbose=0)
         arrays[f"{name}/final"] = np.concatenate([w.ravel() for w in model.get_weights()])
-        arrays[f"{name}/steps"] = np.array(EPOCHS * 128 // GLOBAL_BATCH)
     np.savez(out / f"{mode}-{index}.npz", **arrays)
 
 

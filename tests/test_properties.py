@@ -21,9 +21,12 @@ def _round(value, dtype):
     return value if isinstance(value, (str, type(None))) else float(np.asarray(value, dtype))
 
 
+FLOAT_TARGETS = st.floats(1e-4, 10.0)
+ANY_TARGET = st.one_of(st.just("mean"), st.none(), FLOAT_TARGETS)
+
+
 @st.composite
-def problems(draw, bound_targets=st.one_of(st.just("mean"), st.none(),
-                                           st.floats(1e-4, 10.0))):
+def problems(draw, bound_targets=ANY_TARGET):
     """A dtype, hyperparameters (rounded to the dtype), a start point and gradients."""
     dtype = draw(st.sampled_from(["float32", "float64"]))
     shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=4))
@@ -81,7 +84,7 @@ def test_v_hat_never_decreases(problem):
 
 
 @SETTINGS
-@given(problems(bound_targets=st.one_of(st.just("mean"), st.floats(1e-4, 10.0))))
+@given(problems(bound_targets=st.one_of(st.just("mean"), FLOAT_TARGETS)))
 def test_v_til_lies_inside_the_bounds(problem):
     # v_til is not returned; it is read off the step: delta = eta_t m / (sqrt(v_til) + eps).
     dtype, hyper, w0, grads = problem
