@@ -516,6 +516,7 @@ def plot_curves(histories: dict[tuple[str, int], list[dict]], path: str | os.Pat
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     optimizers = list(dict.fromkeys(opt for opt, _ in histories))
     fig, axes = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
@@ -537,6 +538,7 @@ def plot_curves(histories: dict[tuple[str, int], list[dict]], path: str | os.Pat
     axes[0].set_yscale("log")
     axes[1].set_ylabel("test top-1 accuracy")
     axes[1].set_xlabel("epoch")
+    axes[1].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[0].legend(ncol=2, fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
