@@ -64,3 +64,23 @@ LearningRateSchedule = tf.keras.optimizers.schedules.LearningRateSchedule
 register_serializable = tf.keras.utils.register_keras_serializable
 
 TF_VERSION = tuple(int(p) for p in tf.__version__.split(".")[:2])
+
+
+def in_xla_context() -> bool:
+    """True while tracing code that XLA will compile (``jit_compile=True``, also nested).
+
+    TensorFlow has no public test for this; tf-keras and TensorFlow's own ops ask the
+    graph's control-flow context, as here. Any failure to ask reads as "not XLA".
+    """
+    graph = tf.compat.v1.get_default_graph()
+    try:
+        while graph is not None:
+            context = graph._get_control_flow_context()
+            while context is not None:
+                if context.IsXLAContext():
+                    return True
+                context = context.outer_context
+            graph = getattr(graph, "outer_graph", None)
+    except AttributeError:
+        return False
+    return False

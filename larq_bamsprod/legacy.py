@@ -17,6 +17,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from larq_bamsprod import _hyperparameters as hp
+from larq_bamsprod import fast
 from larq_bamsprod._compat import LearningRateSchedule, LegacyOptimizer, register_serializable
 from larq_bamsprod.optimizers import _SCHEDULABLE, BAMSPROD_DOC, DEFAULTS
 from larq_bamsprod.update_rule import bamsprod_update, step_scalars
@@ -94,9 +95,11 @@ class BAMSProd(LegacyOptimizer):
         m = self.get_slot(var, "m")
         v = self.get_slot(var, "v")
         v_hat = self.get_slot(var, "vhat")
-        delta, m_new, v_new, v_hat_new = bamsprod_update(
-            grad, m, v, v_hat, self._scalars(var, apply_state)
-        )
+        scalars = self._scalars(var, apply_state)
+        path = fast.choose_path(var, m, v, v_hat)
+        if path != "reference":
+            return fast.apply_dense(path, grad, var, m, v, v_hat, scalars, self._use_locking)
+        delta, m_new, v_new, v_hat_new = bamsprod_update(grad, m, v, v_hat, scalars)
         return tf.group(
             m.assign(m_new, read_value=False),
             v.assign(v_new, read_value=False),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from larq_bamsprod import _hyperparameters as hp
+from larq_bamsprod import fast
 from larq_bamsprod._compat import Optimizer, register_serializable
 from larq_bamsprod.update_rule import StepScalars, bamsprod_update, step_scalars
 
@@ -137,6 +138,9 @@ class BAMSProd(Optimizer):
             lr_decay=lr_decay,
             bias_correction=bias_correction,
         )
+        # The base class' default weight_decay=0 would still cost two passes over every
+        # variable per step (variable -= variable * 0 * lr); None builds none, as in Adam.
+        kwargs.setdefault("weight_decay", None)
         super().__init__(name=name, **kwargs)
         self._learning_rate = self._build_learning_rate(args.pop("learning_rate"))
         for key, value in args.items():
@@ -187,9 +191,12 @@ class BAMSProd(Optimizer):
             gradient = tf.math.unsorted_segment_sum(
                 gradient.values, gradient.indices, tf.shape(variable)[0]
             )
-        delta, m_new, v_new, v_hat_new = bamsprod_update(
-            gradient, m, v, v_hat, self._step_scalars(variable.dtype)
-        )
+        scalars = self._step_scalars(variable.dtype)
+        path = fast.choose_path(variable, m, v, v_hat)
+        if path != "reference":
+            fast.apply_dense(path, gradient, variable, m, v, v_hat, scalars)
+            return
+        delta, m_new, v_new, v_hat_new = bamsprod_update(gradient, m, v, v_hat, scalars)
         m.assign(m_new)
         v.assign(v_new)
         v_hat.assign(v_hat_new)
