@@ -152,3 +152,12 @@ def deserialize_schedules(config: dict, names, custom_objects=None) -> dict:
                 config[name], custom_objects=custom_objects
             )
     return config
+
+
+def check_config(cls, config) -> None:
+    """A TypeError naming the class when ``from_config`` gets something not a dict."""
+    if not isinstance(config, dict):
+        raise TypeError(
+            f"{cls.__name__}.from_config expects the dict returned by get_config(), "
+            f"received {type(config).__name__}: {config!r}"
+        )

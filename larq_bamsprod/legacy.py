@@ -131,6 +131,7 @@ class BAMSProd(LegacyOptimizer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        hp.check_config(cls, config)
         config = hp.deserialize_schedules(config, _SCHEDULABLE, custom_objects)
         config.pop("is_legacy_optimizer", None)
         return cls(**config)

@@ -97,6 +97,12 @@ BAMSPROD_DOC = r"""BAMSProd: AMSGrad with a closing projection of the second mom
       indices are summed, and the moments of every row decay each step, as in Keras'
       Adam. The evidence for each default is in ``docs/RESULTS.md``.
 
+      Non-finite gradients are not filtered: a NaN/Inf gradient propagates into ``m``,
+      ``v`` and ``v_hat`` as in Keras' Adam, and with ``bound_target="mean"`` it reaches
+      the whole variable through ``mean(v_hat)``. Under mixed precision Keras'
+      ``LossScaleOptimizer`` skips such steps (weights and slots unchanged; tested); without
+      it, clip gradients. In float32, gradients above ~1.8e19 overflow ``g^2``.
+
     References:
       - Liu et al., 2020. https://openaccess.thecvf.com/content_CVPRW_2020/html/w40/Liu_BAMSProd_A_Step_Towards_Generalizing_the_Adaptive_Optimization_Methods_to_CVPRW_2020_paper.html
       - Reddi et al., 2018, "On the Convergence of Adam and Beyond" (AMSGrad).
@@ -220,6 +226,7 @@ class BAMSProd(Optimizer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        hp.check_config(cls, config)
         config = hp.deserialize_schedules(config, _SCHEDULABLE, custom_objects)
         config.pop("is_legacy_optimizer", None)
         return cls(**config)

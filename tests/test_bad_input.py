@@ -96,3 +96,10 @@ def test_restoring_a_checkpoint_of_another_model_names_the_shape_mismatch(
     with pytest.raises(ValueError, match=r"incompatible tensor with shape \(4, 8\)|"
                                          r"incompatible tensor with shape \(8,\)"):
         tf.train.Checkpoint(model=model, optimizer=model.optimizer).read(path)
+
+
+@pytest.mark.parametrize("config", [None, ["learning_rate", 0.1], "BAMSProd"])
+def test_from_config_with_a_non_dict_names_the_class(config):
+    for cls in OPTIMIZER_CLASSES.values():
+        with pytest.raises(TypeError, match="BAMSProd.from_config expects the dict"):
+            cls.from_config(config)
