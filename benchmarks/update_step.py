@@ -3,16 +3,17 @@
 For each model, every optimizer gets its own slots on the same variables (copies of the
 model's trainable variables without their Keras constraints unless ``--with-constraints``,
 so the time is the update's alone) and applies the same fixed gradients (seeded Gaussian
-noise; the cost of an elementwise update does not depend on the values). Rounds are interleaved in a shuffled order, so load from
-other processes falls on every optimizer alike; the table reports medians over rounds and
-ratios of medians taken in the same process:
+noise; the cost of an elementwise update does not depend on the values). Rounds are
+interleaved in a shuffled order, so load from other processes falls on every optimizer
+alike; the table reports medians over rounds and ratios of medians taken in the same
+process:
 
 * ``vs AMSGrad``: to Keras' fused ``tf.keras.optimizers.legacy.Adam(amsgrad=True)``
   (``ResourceApplyAdamWithAmsgrad``), the issue's yardstick (goal: <= 1.15).
-* ``vs floor``: to the time NumPy takes, in the same rounds, to copy 36 bytes per
+* ``vs floor``: to the time NumPy takes, in the same rounds, to move 36 bytes per
   parameter (read 18, write 18): the traffic an AMSGrad-type step cannot avoid (read g, w,
-  m, v, v_hat; write w, m, v, v_hat; float32). The copy uses one thread and then one per
-  core; the faster is the floor.
+  m, v, v_hat; write w, m, v, v_hat; float32). Four probes (a copy and an in-place
+  scaling, each with one thread and with one per core); the fastest is the floor.
 * ``state B/p``: optimizer state bytes per parameter (3 slots x 4 bytes = 12 for BAMSProd).
 * ``ops``: graph operations in the traced step that touch a tensor with more than one
   element (a proxy for passes over memory, equal on CPU and GPU), then all operations.
@@ -155,25 +156,33 @@ def _sync():
 
 
 def _floor_probe(params: int):
-    """Copies of FLOOR_BYTES_PER_PARAM * params bytes (read + write) with 1 and N threads."""
-    n = FLOOR_BYTES_PER_PARAM * params // 8  # float32 elements copied: 4 read + 4 written
+    """NumPy moving FLOOR_BYTES_PER_PARAM * params bytes (half read, half written), with 1
+    and N threads, two ways: a copy (the destination is also read in by the cache, so it
+    understates bandwidth) and an in-place scaling (read and write the same lines, as an
+    optimizer does with w, m, v, v_hat)."""
+    n = FLOOR_BYTES_PER_PARAM * params // 8  # float32 elements: 4 bytes read, 4 written
     src = np.ones(n, np.float32)
     dst = np.ones_like(src)
-    probes = {}
-    for threads in sorted({1, max(1, os.cpu_count() or 1)}):
+    one = np.float32(1.0)
+
+    def parts(threads, work):
         bounds = np.linspace(0, n, threads + 1).astype(int)
+        slices = [slice(bounds[i], bounds[i + 1]) for i in range(threads)]
 
-        def copy(bounds=bounds, threads=threads):
-            def part(i):
-                np.copyto(dst[bounds[i]:bounds[i + 1]], src[bounds[i]:bounds[i + 1]])
-
-            workers = [threading.Thread(target=part, args=(i,)) for i in range(threads)]
+        def run():
+            workers = [threading.Thread(target=work, args=(s,)) for s in slices]
             for w in workers:
                 w.start()
             for w in workers:
                 w.join()
 
-        probes[f"floor-copy-{threads}t"] = copy
+        return run
+
+    probes = {}
+    for threads in sorted({1, max(1, os.cpu_count() or 1)}):
+        probes[f"copy-{threads}t"] = parts(threads, lambda s: np.copyto(dst[s], src[s]))
+        probes[f"in-place-{threads}t"] = parts(
+            threads, lambda s: np.multiply(dst[s], one, out=dst[s]))
     return probes
 
 
@@ -295,7 +304,7 @@ def print_table(results: list[dict]) -> None:
                   f"{(f'{ratio:.3f}' if ratio else '-'):>10} "
                   f"{row['ratio_to_floor']:>9.2f} {row['state_bytes_per_param']:>9.1f} "
                   f"{row['array_ops']:>5}/{row['all_ops']:<5}")
-        print(f"{floor['model']:<17} {'(36 B/param copy floor)':<26} {floor['params']:>10,} "
+        print(f"{floor['model']:<17} {'(36 B/param floor)':<26} {floor['params']:>10,} "
               f"{floor['floor_ms']:>10.2f} {'':>10} {1.0:>9.2f}   "
               f"({floor['floor_bandwidth_GBps']:.1f} GB/s, {floor['floor_probe']})")
 
