@@ -101,7 +101,9 @@ BAMSPROD_DOC = r"""BAMSProd: AMSGrad with a closing projection of the second mom
       ``v`` and ``v_hat`` as in Keras' Adam, and with ``bound_target="mean"`` it reaches
       the whole variable through ``mean(v_hat)``. Under mixed precision Keras'
       ``LossScaleOptimizer`` skips such steps (weights and slots unchanged; tested); without
-      it, clip gradients. In float32, gradients above ~1.8e19 overflow ``g^2``.
+      it, clip gradients. Finite gradients whose square would overflow the dtype
+      (``|g| > ~1.8e19`` in float32, ``> 255.875`` in float16) are clipped to the largest
+      magnitude whose square is finite, where Keras' Adam would make ``v`` Inf.
 
     References:
       - Liu et al., 2020. https://openaccess.thecvf.com/content_CVPRW_2020/html/w40/Liu_BAMSProd_A_Step_Towards_Generalizing_the_Adaptive_Optimization_Methods_to_CVPRW_2020_paper.html

@@ -6,8 +6,10 @@ Every optimizer class (``larq_bamsprod.BAMSProd``, ``larq_bamsprod.legacy.BAMSPr
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
+import numpy as np
 import tensorflow as tf
 
 from larq_bamsprod.bounds import bound_scales
@@ -19,6 +21,28 @@ def _in_dtype(value, dtype: tf.DType) -> tf.Tensor:
     if isinstance(value, (int, float)):
         return tf.constant(value, dtype)
     return tf.cast(value, dtype)
+
+
+@functools.cache
+def square_limit(dtype) -> float:
+    """The largest value of ``dtype`` whose square is finite in ``dtype``.
+
+    About 1.8e19 for float32, 255.9 for float16, 1.3e154 for float64. Finite gradients
+    beyond it are clipped to it (see :func:`bamsprod_update`).
+    """
+    dtype = tf.as_dtype(dtype)
+    np_dtype = dtype.as_numpy_dtype
+    x = np_dtype(np.sqrt(np.float64(dtype.max)))
+    while not np.isfinite(np.float64(x) * np.float64(x)) or float(x) ** 2 > float(dtype.max):
+        x = np.nextafter(x, np_dtype(0))
+    return float(x)
+
+
+def _mean_without_overflow(v_hat: tf.Tensor) -> tf.Tensor:
+    # Only called when the plain mean overflowed: scale by the largest element first.
+    largest = tf.reduce_max(v_hat)
+    scaled = tf.reduce_mean(v_hat / largest) * largest
+    return tf.where(tf.math.is_finite(largest), scaled, largest)
 
 
 class StepScalars(NamedTuple):
@@ -91,12 +115,22 @@ def bamsprod_update(
 
     .. code-block:: text
 
+        g     = clip(g, -L, L) where g is finite, L = square_limit(dtype)  # g^2 stays finite
         m     = b1 * m + (1 - b1) * g
         v     = b2 * v + (1 - b2) * g^2
         v_hat = max(v_hat, v)
         v_til = clip(v_hat, c * lower_scale, c * upper_scale)   # c = target or mean(v_hat)
         delta = step_size * m / (sqrt(v_til) + epsilon)
+
+    Overflow guards, both inactive for ordinary values: a finite gradient whose square
+    would overflow the dtype (``|g| > ~1.8e19`` in float32) is clipped to the largest
+    magnitude whose square is finite, so ``m`` and ``v`` agree on its scale and the step
+    stays bounded, as Adam's is; NaN and Inf pass through unchanged. If the sum behind
+    ``mean(v_hat)`` overflows although every element is finite, the mean is taken after
+    scaling by ``max(v_hat)``.
     """
+    limit = square_limit(grad.dtype)
+    grad = tf.where(tf.math.is_finite(grad), tf.clip_by_value(grad, -limit, limit), grad)
     m = m + (grad - m) * (1.0 - scalars.beta_1)
     v = v + (tf.square(grad) - v) * (1.0 - scalars.beta_2)
     v_hat = tf.maximum(v_hat, v)
@@ -105,6 +139,9 @@ def bamsprod_update(
         target = scalars.target
         if target is None:
             target = tf.reduce_mean(v_hat)
+            target = tf.cond(
+                tf.math.is_inf(target), lambda: _mean_without_overflow(v_hat), lambda: target
+            )
         v_til = tf.minimum(
             tf.maximum(v_hat, target * scalars.lower_scale), target * scalars.upper_scale
         )

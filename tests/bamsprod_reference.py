@@ -5,6 +5,8 @@ classes are checked against. Everything is computed in float64.
 
 .. code-block:: text
 
+    g     = clip(g, -L, L) where g is finite, if a square limit L is given (the overflow
+                                   guard of a float32/float16 variable; see square_limit)
     b1    = beta_1(t - 1)          # schedules are evaluated at iterations = t - 1
     m     = b1 * m + (1 - b1) * g
     v     = beta_2 * v + (1 - beta_2) * g^2
@@ -19,6 +21,7 @@ classes are checked against. Everything is computed in float64.
 from __future__ import annotations
 
 import dataclasses
+from fractions import Fraction
 from typing import Callable, Union
 
 import numpy as np
@@ -36,6 +39,24 @@ TOLERANCES = {
     "float32": {"rtol": 2e-6, "atol": 2e-6},
     "float64": {"rtol": 1e-12, "atol": 1e-12},
 }
+
+
+def square_limit(dtype) -> float:
+    """The largest ``dtype`` value x whose exact square is at most ``finfo(dtype).max``."""
+    dtype = np.dtype(dtype)
+    largest = Fraction(float(np.finfo(dtype).max))
+    x = dtype.type(np.sqrt(np.float64(np.finfo(dtype).max)))
+    while Fraction(float(x)) ** 2 > largest:
+        x = np.nextafter(x, dtype.type(0))
+    return float(x)
+
+
+def _exact_mean(values: np.ndarray) -> float:
+    # np.mean overflows when the sum of finite values exceeds the float64 range.
+    mean = np.mean(values)
+    if np.isinf(mean) and np.all(np.isfinite(values)):
+        mean = float(sum(map(Fraction, values.ravel().tolist())) / values.size)
+    return mean
 
 
 def _at(hyper: Hyper, iterations: int) -> float:
@@ -73,9 +94,16 @@ def reference_step(
     bound_target: float | str | None = "mean",
     lr_decay: str | None = "sqrt",
     bias_correction: bool = True,
+    grad_limit: float | None = None,
 ) -> ReferenceState:
-    """Return the state after one BAMSProd step with (dense) gradient ``grad``."""
+    """Return the state after one BAMSProd step with (dense) gradient ``grad``.
+
+    ``grad_limit``: clip finite gradients to ``[-grad_limit, grad_limit]`` first (pass
+    ``square_limit(dtype)`` to model a ``dtype`` variable's overflow guard).
+    """
     g = np.asarray(grad, dtype=np.float64)
+    if grad_limit is not None:
+        g = np.where(np.isfinite(g), np.clip(g, -grad_limit, grad_limit), g)
     t = state.iterations + 1
     b1 = _at(beta_1, state.iterations)
     m = b1 * state.m + (1.0 - b1) * g
@@ -84,7 +112,7 @@ def reference_step(
     v_til = v_hat
     clipped_low = clipped_high = 0
     if bound_target is not None:
-        c = np.mean(v_hat) if bound_target == "mean" else float(bound_target)
+        c = _exact_mean(v_hat) if bound_target == "mean" else float(bound_target)
         low = c * (1.0 - 1.0 / (gamma * t + 1.0))
         high = c * (1.0 + 1.0 / (gamma * t))
         v_til = np.clip(v_hat, low, high)

@@ -5,6 +5,7 @@
 // reference up to TensorFlow's own vectorised sqrt/div rounding, and with bound_mode 2 up
 // to the order in which mean(v_hat) is summed.
 //
+//   g     = clip(g, -L, L) if g is finite     (L: largest T whose square is finite)
 //   m     = m + (g - m) * (1 - beta_1)
 //   v     = v + (g*g - v) * (1 - beta_2)
 //   v_hat = max(v_hat, v)
@@ -27,6 +28,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -88,7 +90,30 @@ struct Coefficients {
   T one_minus_beta_2;
   T epsilon;
   T step_size;
+  T limit;  // SquareLimit<T>()
 };
+
+// The largest T whose exact square is at most the largest finite T, found as
+// larq_bamsprod.update_rule.square_limit finds it (so both give the same value).
+template <typename T>
+T SquareLimit() {
+  const double max = static_cast<double>(std::numeric_limits<T>::max());
+  T x = std::sqrt(std::numeric_limits<T>::max());
+  for (;;) {
+    const double xd = static_cast<double>(x);
+    if (std::isfinite(xd * xd) && xd * xd <= max) return x;
+    x = std::nextafter(x, T(0));
+  }
+}
+
+// clip(g, -limit, limit) for finite g; NaN and +-Inf pass through unchanged.
+template <typename T>
+inline T Saturate(T g, T limit) {
+  const T max = std::numeric_limits<T>::max();
+  if (g > limit && g <= max) return limit;
+  if (g < -limit && g >= -max) return -limit;
+  return g;
+}
 
 // NaN-propagating max/min in the argument order of tf.maximum(a, b)/tf.minimum(a, b): a NaN
 // in `b` wins; `a` is NaN only after `b` was (v_hat = max(v_hat, v) sees v NaN first).
@@ -106,7 +131,7 @@ template <typename T>
 inline void UpdateMoments(const T* __restrict g, T* __restrict m, T* __restrict v,
                           T* __restrict vh, Index n, const Coefficients<T>& c) {
   for (Index i = 0; i < n; ++i) {
-    const T gi = g[i];
+    const T gi = Saturate(g[i], c.limit);
     const T mi = m[i] + (gi - m[i]) * c.one_minus_beta_1;
     const T vi = v[i] + (gi * gi - v[i]) * c.one_minus_beta_2;
     m[i] = mi;
@@ -121,7 +146,7 @@ inline void FusedBlock(const T* __restrict g, T* __restrict w, T* __restrict m,
                        T* __restrict v, T* __restrict vh, Index n, const Coefficients<T>& c,
                        T lower, T upper) {
   for (Index i = 0; i < n; ++i) {
-    const T gi = g[i];
+    const T gi = Saturate(g[i], c.limit);
     const T mi = m[i] + (gi - m[i]) * c.one_minus_beta_1;
     const T vi = v[i] + (gi * gi - v[i]) * c.one_minus_beta_2;
     const T vhi = MaxNan(vh[i], vi);
@@ -218,7 +243,8 @@ class BamsprodApplyOp : public OpKernel {
     }
     const T beta_1 = scalar[0], beta_2 = scalar[1], lower_scale = scalar[4],
             upper_scale = scalar[5], target = scalar[6];
-    const Coefficients<T> c{T(1) - beta_1, T(1) - beta_2, scalar[2], scalar[3]};
+    static const T limit = SquareLimit<T>();
+    const Coefficients<T> c{T(1) - beta_1, T(1) - beta_2, scalar[2], scalar[3], limit};
 
     const Index n = grad.NumElements();
     if (n == 0) return;
@@ -257,7 +283,19 @@ class BamsprodApplyOp : public OpKernel {
     });
     double sum = 0;
     for (Index b = 0; b < blocks; ++b) sum += partial[b];
-    const T mean = static_cast<T>(sum / static_cast<double>(n));
+    double mean_d = sum / static_cast<double>(n);
+    if (std::isinf(sum)) {
+      // Only T = double can get here with finite elements: scale by the largest first,
+      // as update_rule._mean_without_overflow does.
+      double largest = 0;
+      for (Index i = 0; i < n; ++i) largest = std::max(largest, static_cast<double>(vh[i]));
+      if (std::isfinite(largest)) {
+        double scaled = 0;
+        for (Index i = 0; i < n; ++i) scaled += static_cast<double>(vh[i]) / largest;
+        mean_d = scaled / static_cast<double>(n) * largest;
+      }
+    }
+    const T mean = static_cast<T>(mean_d);
     const T lower = mean * lower_scale;
     const T upper = mean * upper_scale;
     // Forward again: walking the blocks backwards, to reuse what is still in cache, was
