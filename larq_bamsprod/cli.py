@@ -210,7 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from larq_bamsprod import compare
 
-    compare.run_comparison(cfg, log=lambda msg: print(msg, flush=True))
+    try:
+        compare.run_comparison(cfg, log=lambda msg: print(msg, flush=True))
+    except compare.ResumeError as err:
+        print(f"larq-bamsprod {args.command}: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -124,6 +124,10 @@ class CompareConfig:
         return dataclasses.asdict(self)
 
 
+class ResumeError(RuntimeError):
+    """A run folder's files cannot be resumed (missing or foreign checkpoint)."""
+
+
 def _positive(name: str, value) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, received {name}={value!r}")
@@ -316,11 +320,17 @@ def run_one(
     if history:
         wanted = str(ckpt_dir / f"ckpt-{len(history)}")
         if not tf.io.gfile.exists(wanted + ".index"):
-            raise RuntimeError(
+            raise ResumeError(
                 f"{run_dir}: history.json has {len(history)} epochs but checkpoint {wanted} is "
                 "missing; delete this run folder to start the run again"
             )
-        checkpoint.restore(wanted)
+        try:
+            checkpoint.restore(wanted).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            raise ResumeError(
+                f"{run_dir}: checkpoint {wanted} does not fit this run's model and optimizer "
+                f"({str(error).splitlines()[0]}); delete this run folder to start it again"
+            ) from error
         log(f"{optimizer_name} seed {seed}: resumed after epoch {len(history)}")
 
     writer = tf.summary.create_file_writer(str(out / "tensorboard" / run_dir.name))

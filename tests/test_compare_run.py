@@ -3,6 +3,7 @@ fairness, outputs, resume, and survival of SIGKILL."""
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -100,9 +101,13 @@ def test_changed_settings_in_an_existing_output_are_refused(data_dir, tmp_path):
     assert "different settings (epochs: 1 -> 2)" in result.stderr
 
 
-def test_sigkill_loses_at_most_the_epoch_in_progress(data_dir, tmp_path):
+def test_sigkill_at_random_points_then_resume_equals_uninterrupted_run(data_dir, tmp_path):
+    # Kill points: once just after epoch 1 is recorded, then at seeded random times over
+    # the span of a whole run, so kills land mid-epoch, mid-evaluation and mid-write.
     reference = tmp_path / "reference"
+    started = time.monotonic()
     _ok(_compare(data_dir, reference, optimizers="bamsprod", epochs=4))
+    span = time.monotonic() - started
     killed = tmp_path / "killed"
     history_file = killed / "runs" / "bamsprod-seed0" / "history.json"
     args = [
@@ -111,23 +116,32 @@ def test_sigkill_loses_at_most_the_epoch_in_progress(data_dir, tmp_path):
         "--batch-size", "32", "--steps-per-epoch", "4", "--seeds", "0",
         "--data-dir", data_dir, "--output", str(killed), "--verbose", "0",
     ]
-    kills = 0
-    for wanted_epochs in (1, 3):  # kill once after epoch 1, again after epoch 3
+    rng = random.Random(0)
+    schedule = [("epochs", 1)] + [("seconds", rng.uniform(0.3, 1.0) * span) for _ in range(3)]
+    kills, progress = 0, []
+    for kind, when in schedule:
+        before = len(json.loads(history_file.read_text())) if history_file.exists() else 0
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None:
+        launched = time.monotonic()
+        while proc.poll() is None and time.monotonic() - launched < 300:
             done = json.loads(history_file.read_text()) if history_file.exists() else []
-            if len(done) >= wanted_epochs:
+            due = (len(done) >= when if kind == "epochs"
+                   else time.monotonic() - launched >= when)
+            if due:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
                 break
             time.sleep(0.02)
         proc.wait(timeout=60)
-        # Whatever was on disk at the kill is whole: every JSON file parses.
+        # Whatever was on disk at the kill is whole: every JSON file parses, and no epoch
+        # recorded before the kill was lost.
         for path in killed.rglob("*.json"):
             json.loads(path.read_text())
-    assert kills == 2
-    assert len(json.loads(history_file.read_text())) < 4
+        after = len(json.loads(history_file.read_text())) if history_file.exists() else 0
+        progress.append(after - before)
+    assert kills >= 2, f"only {kills} of {len(schedule)} kills landed before the run ended"
+    assert min(progress) >= 0, progress  # epochs recorded before a kill are kept
+    assert progress[0] >= 1
     _ok(_compare(data_dir, killed, optimizers="bamsprod", epochs=4))
     assert _losses(_history(killed, "bamsprod")) == _losses(_history(reference, "bamsprod"))
 
