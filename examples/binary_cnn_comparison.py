@@ -1,7 +1,7 @@
 """Claim 3 (paper section 5.2): binary CNNs trained by every optimizer, same graph/data/seeds.
 
 CPU scale (docs/RESULTS.md, section 3): the harness's BinaryCNN on offline Fashion-MNIST,
-3 seeds. GPU scale (one command each, not run here):
+3 seeds (default), and ``--cpu-mobilenetv2`` (binary MobileNetV2, width 0.35). GPU scale (one command each, not run here):
 
     python examples/binary_cnn_comparison.py --gpu-resnet34     # CIFAR-10, 200 epochs
     python examples/binary_cnn_comparison.py --gpu-mobilenetv2  # ImageNet (manual download)
@@ -23,6 +23,13 @@ SETTINGS = {
     "cpu": ["--model", "BinaryCNN", "--dataset", "fashion_mnist", "--optimizers", ALL,
             "--epochs", "3", "--train-subset", "12000", "--batch-size", "128",
             "--seeds", "0,1,2", "--output", "runs/demo"],
+    # The paper's binary MobileNetV2 at CPU scale (docs/RESULTS.md, section 3b): width 0.35,
+    # 28x28 Fashion-MNIST, 2 epochs of 9,600 images at batch 64 (300 updates), 3 seeds.
+    "cpu-mobilenetv2": ["--model", "BinaryMobileNetV2", "--model-arg", "width_multiplier=0.35",
+                        "--dataset", "fashion_mnist", "--optimizers", ALL, "--epochs", "2",
+                        "--train-subset", "9600", "--test-subset", "2000",
+                        "--batch-size", "64", "--seeds", "0,1,2",
+                        "--output", "runs/cpu-mobilenetv2"],
     "quick": ["--model", "BinaryCNN", "--dataset", "fashion_mnist", "--optimizers",
               "bamsprod,bop", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16",
               "--test-subset", "64", "--seeds", "0", "--output", "runs/quick-cnn"],
@@ -47,7 +54,7 @@ SETTINGS = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group()
-    for name in ("quick", "gpu-resnet34", "gpu-mobilenetv2"):
+    for name in ("quick", "cpu-mobilenetv2", "gpu-resnet34", "gpu-mobilenetv2"):
         group.add_argument(f"--{name}", dest="setting", action="store_const", const=name)
     parser.add_argument("--print", action="store_true", help="print the command only")
     args, extra = parser.parse_known_args(argv)

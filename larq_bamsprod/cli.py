@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--model", default="BinaryCNN",
                    help="model class name (see `larq-bamsprod list`). Default: BinaryCNN")
+    c.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",
+                   help="argument of the model's builder, e.g. width_multiplier=0.5 for "
+                        "BinaryMobileNetV2 (repeatable)")
     c.add_argument("--dataset", default="fashion_mnist",
                    help="TFDS dataset name (see `larq-bamsprod list`). Default: fashion_mnist")
     c.add_argument("--optimizers", default=",".join(baselines.OPTIMIZER_NAMES),
@@ -124,6 +127,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_args(items: list[str]) -> dict:
+    """``["width_multiplier=0.5", "stem=cifar"]`` -> ``{"width_multiplier": 0.5, ...}``."""
+    import ast
+
+    parsed = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--model-arg takes NAME=VALUE, received {item!r} "
+                             "(e.g. --model-arg width_multiplier=0.5)")
+        try:
+            parsed[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parsed[name] = value  # a bare word: a string, e.g. stem=cifar
+    return parsed
+
+
 def _compare_config(args):
     """Validate every flag before any training starts (ValueError names the bad one)."""
     from larq_bamsprod import baselines, compare, data
@@ -131,6 +151,7 @@ def _compare_config(args):
     data.get_info(args.dataset)  # fail fast, listing valid names
     cfg = compare.CompareConfig(
         model=compare.model_name(args.model),
+        model_args=_model_args(args.model_arg),
         dataset=args.dataset,
         optimizers=baselines.parse_optimizer_list(args.optimizers),
         epochs=args.epochs,
@@ -150,6 +171,18 @@ def _compare_config(args):
         deterministic=not args.no_determinism,
         verbose=args.verbose,
     )
+    if cfg.model_args:
+        # Values are checked by the builder itself: build once on a small input, now.
+        import tensorflow as tf
+
+        from larq_bamsprod import models
+
+        try:
+            models.build_model(cfg.model, (32, 32, 3), 10, **cfg.model_args)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"--model-arg: {err}") from err
+        finally:
+            tf.keras.backend.clear_session()
     compare.check_resumable(cfg)
     return cfg
 

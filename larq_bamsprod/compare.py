@@ -52,6 +52,7 @@ DISTRIBUTE = (None, "mirrored", "multiworker")
 # be added to an existing output folder.
 _FAIRNESS_FIELDS = (
     "model",
+    "model_args",
     "dataset",
     "epochs",
     "batch_size",
@@ -70,6 +71,7 @@ class CompareConfig:
     """What one comparison runs; the command line maps onto it one to one."""
 
     model: str = "BinaryCNN"
+    model_args: dict[str, Any] = dataclasses.field(default_factory=dict)
     dataset: str = "fashion_mnist"
     optimizers: list[str] = dataclasses.field(
         default_factory=lambda: list(baselines.OPTIMIZER_NAMES)
@@ -119,6 +121,9 @@ class CompareConfig:
             )
         for opt, values in self.hparams.items():
             baselines.hyperparameters(opt, values)
+        from larq_bamsprod import models
+
+        models.check_model_args(self.model, self.model_args)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -152,7 +157,13 @@ def schedule_shape(name: str, total_steps: int):
 def make_strategy(distribute: str | None) -> tf.distribute.Strategy:
     """The ``tf.distribute`` strategy for ``--distribute`` (default: the default one)."""
     if distribute == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()  # every local GPU
+        # No GPU: every logical CPU device (one, unless virtual CPUs were configured, as
+        # the tests do); NCCL is GPU-only, so reduce on one device.
+        cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(
+            cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
     if distribute == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError(
@@ -217,6 +228,16 @@ class _Data:
     steps_per_epoch: int
 
 
+def _shard_by_data(ds: tf.data.Dataset) -> tf.data.Dataset:
+    # Under MultiWorkerMirroredStrategy, tf.data shards by file by default, which fails on
+    # TFDS datasets stored in fewer files than workers (Fashion-MNIST has one per split):
+    # shard by element instead. Ignored when nothing is distributed.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    return ds.with_options(options)
+
+
 def _load_data(cfg: CompareConfig, global_batch: int) -> _Data:
     from larq_bamsprod import data
 
@@ -240,7 +261,7 @@ def _load_data(cfg: CompareConfig, global_batch: int) -> _Data:
             augment=cfg.augment,
             drop_remainder=True,
         )
-        return ds.repeat().take(steps)
+        return _shard_by_data(ds.repeat().take(steps))
 
     test = data.load(
         cfg.dataset,
@@ -251,7 +272,7 @@ def _load_data(cfg: CompareConfig, global_batch: int) -> _Data:
         data_dir=cfg.data_dir,
         image_size=cfg.image_size,
     )
-    return _Data(info.num_classes, shape, train, test, steps)
+    return _Data(info.num_classes, shape, train, _shard_by_data(test), steps)
 
 
 def _build(cfg, data_: _Data, strategy, optimizer_name: str | None, seed: int, total_steps):
@@ -259,7 +280,8 @@ def _build(cfg, data_: _Data, strategy, optimizer_name: str | None, seed: int, t
 
     with strategy.scope():
         tf.keras.utils.set_random_seed(seed)
-        model = models.build_model(cfg.model, data_.input_shape, data_.num_classes)
+        model = models.build_model(cfg.model, data_.input_shape, data_.num_classes,
+                                   **cfg.model_args)
         if optimizer_name is None:
             return model, None
         optimizer = baselines.make_optimizer(
@@ -497,10 +519,14 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
     text = "\n".join(lines) + "\n"
     if cfg is not None:
         text = (
-            f"Model `{cfg.model}` on `{cfg.dataset}`, {cfg.epochs} epochs, batch "
+            f"Model `{cfg.model}`"
+            + ("(" + ", ".join(f"{k}={v!r}" for k, v in cfg.model_args.items()) + ")"
+               if cfg.model_args else "")
+            + f" on `{cfg.dataset}`, {cfg.epochs} epochs, batch "
             f"{cfg.batch_size}, seeds {cfg.seeds}, schedule `{cfg.schedule}`"
             + (f", train subset {cfg.train_subset}" if cfg.train_subset else "")
             + (f", {cfg.steps_per_epoch} steps/epoch" if cfg.steps_per_epoch else "")
+            + (f", test subset {cfg.test_subset}" if cfg.test_subset else "")
             + ". Mean ± std over seeds; 'epoch reaching' lists one entry per seed.\n\n"
             + text
         )
@@ -569,9 +595,12 @@ def check_resumable(cfg: CompareConfig) -> None:
     previous = read_json(out / "config.json")
     if previous is None:
         return
-    changed = [k for k in _FAIRNESS_FIELDS if previous.get(k) != getattr(cfg, k)]
+    # A field missing from an older config.json had its default value then.
+    defaults = CompareConfig().to_json()
+    changed = [k for k in _FAIRNESS_FIELDS if previous.get(k, defaults[k]) != getattr(cfg, k)]
     if changed:
-        details = ", ".join(f"{k}: {previous.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed)
+        details = ", ".join(f"{k}: {previous.get(k, defaults[k])!r} -> {getattr(cfg, k)!r}"
+                            for k in changed)
         raise ValueError(
             f"{out} holds a comparison with different settings ({details}); results would "
             "not be comparable. Use another --output, or delete the folder to start again."
@@ -596,6 +625,9 @@ def run_comparison(cfg: CompareConfig, log: Callable[[str], None] = print) -> di
 def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
     strategy = make_strategy(cfg.distribute)
     chief = is_chief(strategy)
+    if cfg.distribute:
+        log(f"--distribute {cfg.distribute} ({type(strategy).__name__}): "
+            f"{strategy.num_replicas_in_sync} replicas in sync, global batch {cfg.batch_size}")
     if chief:
         merged = cfg.to_json()
         previous = read_json(out / "config.json") or {}

@@ -58,6 +58,7 @@ References:
 from __future__ import annotations
 
 import functools
+import inspect
 import numbers
 from typing import Callable
 
@@ -301,6 +302,23 @@ MODELS: dict[str, Callable[..., tf.keras.Model]] = {
     "BinaryMobileNetV2": binary_mobilenet_v2,
     **{name: functools.partial(_zoo_model, name) for name in _ZOO_NAMES},
 }
+
+
+def check_model_args(name: str, model_args: dict) -> None:
+    """Raise ValueError unless every key of ``model_args`` is an argument of model ``name``'s
+    builder (listing the valid ones)."""
+    by_lower = {key.lower(): key for key in MODELS}
+    if not isinstance(name, str) or name.lower() not in by_lower:
+        raise ValueError(f"unknown model name={name!r}; valid names: {', '.join(MODELS)}.")
+    builder = MODELS[by_lower[name.lower()]]
+    params = inspect.signature(builder).parameters
+    valid = [p for p in params if p not in ("input_shape", "num_classes")
+             and params[p].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    for key in model_args:
+        if key not in valid:
+            raise ValueError(
+                f"model {by_lower[name.lower()]} takes no argument {key!r}; valid: "
+                f"{', '.join(valid) if valid else 'none'}")
 
 
 def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, *,

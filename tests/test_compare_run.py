@@ -153,6 +153,9 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted_run(data_dir,
         ("--dataset", "cifar11", "valid"),
         ("--optimizers", "bamsprod,lion", "valid optimizers: bamsprod, bop, adam"),
         ("--hparam", "adam.momentum=0.9", "unknown hyperparameter 'momentum' for optimizer"),
+        ("--model-arg", "widthmult=0.5",
+         "model BinaryCNN takes no argument 'widthmult'; valid: none"),
+        ("--model-arg", "width_multiplier", "--model-arg takes NAME=VALUE"),
     ],
 )
 def test_cli_bad_names_list_the_valid_choices(flag, value, message, capsys):
@@ -160,3 +163,40 @@ def test_cli_bad_names_list_the_valid_choices(flag, value, message, capsys):
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("value, message", [
+    ("widthmult=0.5", "takes no argument 'widthmult'; valid: width_multiplier, stem"),
+    ("width_multiplier=-1", "--model-arg: width_multiplier must be a number > 0, received "
+                            "width_multiplier=-1"),
+    ("stem=giant", "--model-arg: stem must be one of ['auto', 'cifar', 'imagenet']"),
+])
+def test_cli_bad_model_args_are_named_with_the_valid_ones(value, message, capsys):
+    argv = ["compare", "--model", "BinaryMobileNetV2", "--model-arg", value]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_model_args_are_recorded_and_count_as_a_fairness_setting(data_dir, tmp_path):
+    mobilenet = ("--model", "BinaryMobileNetV2", "--test-subset", "32")
+    out = _ok(_compare(data_dir, tmp_path, *mobilenet, "--model-arg", "width_multiplier=0.35",
+                       optimizers="sgdm", epochs=1))
+    assert "`BinaryMobileNetV2`(width_multiplier=0.35)" in out  # the table's header
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_args"] == {"width_multiplier": 0.35}
+    # The argument reached the builder: the saved initial weights are width 0.35's.
+    import h5py
+    from larq_bamsprod import models
+
+    with h5py.File(tmp_path / "init" / "seed0.weights.h5") as f:
+        saved = []
+        f.visititems(lambda _, obj: saved.append(obj.size) if isinstance(obj, h5py.Dataset)
+                     else None)
+    expected = {w: models.build_model("BinaryMobileNetV2", (28, 28, 1), 10,
+                                      width_multiplier=w).count_params() for w in (0.35, 1.0)}
+    assert sum(saved) == expected[0.35] != expected[1.0]
+    result = _compare(data_dir, tmp_path, *mobilenet, "--model-arg", "width_multiplier=0.5",
+                      optimizers="sgdm", epochs=1)
+    assert result.returncode == 2
+    assert "model_args: {'width_multiplier': 0.35} -> {'width_multiplier': 0.5}" in result.stderr
