@@ -1,7 +1,8 @@
 """Claim 3 (paper section 5.2): binary CNNs trained by every optimizer, same graph/data/seeds.
 
 CPU scale (docs/RESULTS.md, section 3): the harness's BinaryCNN on offline Fashion-MNIST,
-3 seeds (default), and ``--cpu-mobilenetv2`` (binary MobileNetV2, width 0.35). GPU scale (one command each, not run here):
+3 seeds (default), and ``--cpu-mobilenetv2`` (binary MobileNetV2, width 0.35). GPU scale
+(one command each, not run here):
 
     python examples/binary_cnn_comparison.py --gpu-resnet34     # CIFAR-10, 200 epochs
     python examples/binary_cnn_comparison.py --gpu-mobilenetv2  # ImageNet (manual download)
