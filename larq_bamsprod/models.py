@@ -210,9 +210,10 @@ def binary_mobilenet_v2(input_shape: tuple[int, int, int], num_classes: int,
     Inverted residual blocks as in MobileNetV2: ``1x1 expand (real) - BN - 3x3 depth-wise
     (binary) - BN - ReLU6 - 1x1 project (real) - BN`` plus the identity when the stride is 1
     and the channels agree. The depth-wise convolution is ``QuantDepthwiseConv2D`` with
-    ``ste_sign`` input and depth-wise quantizers. MobileNetV2's ReLU6 after the expansion is
-    left out: the sign of the depth-wise input is the non-linearity there, and a ReLU6 in
-    front of it would make every sign +1.
+    ``ste_sign`` input and depth-wise quantizers. MobileNetV2's ReLU6 after the expansion
+    and after the stem is left out: the sign of the depth-wise input is the non-linearity
+    there, and a ReLU6 in front of it would make every sign +1 (the first block has no
+    expansion, so its depth-wise convolution reads the stem's output directly).
 
     Args:
         input_shape: ``(H, W, C)``.
@@ -234,7 +235,7 @@ def binary_mobilenet_v2(input_shape: tuple[int, int, int], num_classes: int,
     stem_stride = 1 if stem == "cifar" else 2
     x = _real_conv(_make_divisible(32 * width_multiplier), 3, stem_stride, name="stem_conv")(
         inputs)
-    x = tf.keras.layers.ReLU(6.0, name="stem_relu")(_bn("stem_bn")(x))
+    x = _bn("stem_bn")(x)  # no ReLU6: the first block's depth-wise input is binarised
     in_channels = x.shape[-1]
     for stage, (t, c, n, s) in enumerate(_MOBILENET_V2):
         if stem == "cifar" and stage == 1:

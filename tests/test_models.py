@@ -50,6 +50,24 @@ def test_custom_model_maps_a_batch_to_class_probabilities(built, name, shape):
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name, kwargs", [
+    ("BinaryCNN", {}), ("BinaryResNet34", {}), ("BinaryMobileNetV2", {}),
+    ("BinaryMobileNetV2", {"width_multiplier": 0.35}),
+], ids=["cnn", "resnet34", "mobilenetv2", "mobilenetv2-0.35"])
+def test_every_binarised_input_takes_both_signs(built, name, kwargs):
+    # A sign() after a ReLU (or any non-negative input) is +1 everywhere: the layer's
+    # input carries no information, and a network without a shortcut around it cannot
+    # learn. Every quantized layer's input must hold both signs on real-looking data.
+    model = built(name, (28, 28, 1), **kwargs)
+    layers = [layer for layer in model.layers if getattr(layer, "input_quantizer", None)]
+    assert layers
+    probe = tf.keras.Model(model.input, [layer.input for layer in layers])
+    x = np.random.default_rng(0).uniform(0, 1, (8, 28, 28, 1)).astype(np.float32)
+    for layer, value in zip(layers, probe(x, training=True)):
+        positive = float(np.mean(value.numpy() >= 0))
+        assert 0.05 < positive < 0.95, (layer.name, positive)
+
+
 def test_binary_cnn_binarizes_all_but_the_first_conv_and_the_classifier(built):
     model = built("BinaryCNN")
     binary, real = _binary_and_real_kernels(model)
