@@ -7,7 +7,6 @@ similar result."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import synthetic_fmnist  # noqa: E402
+from ports import free_ports  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -99,18 +99,8 @@ def test_mirrored_on_two_virtual_cpus_trains_both_optimizers(
     _assert_trains_like_single(tmp_path, single)
 
 
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_multiworker_with_two_processes_writes_the_results_once(data_dir, single, tmp_path):
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     procs = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}

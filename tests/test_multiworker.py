@@ -7,31 +7,21 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from ports import free_ports
 
 WORKER = pathlib.Path(__file__).with_name("multiworker_worker.py")
 CASES = ("new", "case_optimizer")
 
 
-def _free_ports(n: int) -> list:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("multiworker")
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     base = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     procs = [subprocess.Popen([sys.executable, str(WORKER), "single", str(out)],
                               cwd=WORKER.parent, env=base, stdout=subprocess.PIPE,
