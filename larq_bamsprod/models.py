@@ -305,20 +305,25 @@ MODELS: dict[str, Callable[..., tf.keras.Model]] = {
 }
 
 
-def check_model_args(name: str, model_args: dict) -> None:
-    """Raise ValueError unless every key of ``model_args`` is an argument of model ``name``'s
-    builder (listing the valid ones)."""
+def _registered_name(name: str) -> str:
+    """The key of ``MODELS`` for ``name`` in any letter case; ValueError lists the valid."""
     by_lower = {key.lower(): key for key in MODELS}
     if not isinstance(name, str) or name.lower() not in by_lower:
         raise ValueError(f"unknown model name={name!r}; valid names: {', '.join(MODELS)}.")
-    builder = MODELS[by_lower[name.lower()]]
-    params = inspect.signature(builder).parameters
+    return by_lower[name.lower()]
+
+
+def check_model_args(name: str, model_args: dict) -> None:
+    """Raise ValueError unless every key of ``model_args`` is an argument of model ``name``'s
+    builder (listing the valid ones)."""
+    key = _registered_name(name)
+    params = inspect.signature(MODELS[key]).parameters
     valid = [p for p in params if p not in ("input_shape", "num_classes")
              and params[p].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
-    for key in model_args:
-        if key not in valid:
+    for arg in model_args:
+        if arg not in valid:
             raise ValueError(
-                f"model {by_lower[name.lower()]} takes no argument {key!r}; valid: "
+                f"model {key} takes no argument {arg!r}; valid: "
                 f"{', '.join(valid) if valid else 'none'}")
 
 
@@ -339,9 +344,7 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, 
         An uncompiled ``tf.keras.Model`` mapping ``(batch, H, W, C)`` images to
         ``(batch, num_classes)`` probabilities.
     """
-    by_lower = {key.lower(): key for key in MODELS}
-    if not isinstance(name, str) or name.lower() not in by_lower:
-        raise ValueError(f"unknown model name={name!r}; valid names: {', '.join(MODELS)}.")
+    key = _registered_name(name)
     shape = tuple(int(d) if isinstance(d, numbers.Integral) else d for d in input_shape)
     if len(shape) != 3 or not all(isinstance(d, numbers.Integral) and d > 0 for d in shape):
         raise ValueError(f"input_shape must be (height, width, channels) of positive ints, "
@@ -351,4 +354,4 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, 
                          f"{num_classes!r}.")
     if seed is not None:
         tf.keras.utils.set_random_seed(seed)
-    return MODELS[by_lower[name.lower()]](shape, num_classes, **kwargs)
+    return MODELS[key](shape, num_classes, **kwargs)
