@@ -1,7 +1,8 @@
 """Claim 3 (paper section 5.2): binary CNNs trained by every optimizer, same graph/data/seeds.
 
 CPU scale (docs/RESULTS.md, section 3): the harness's BinaryCNN on offline Fashion-MNIST,
-3 seeds (default), and ``--cpu-mobilenetv2`` (binary MobileNetV2, width 0.35). GPU scale
+3 seeds (default), ``--cpu-mobilenetv2`` (binary MobileNetV2, width 0.35) and
+``--cpu-resnet34`` (binary ResNet-34, width 0.25, with a ``bamsprod@nodecay`` row). GPU scale
 (one command each, not run here):
 
     python examples/binary_cnn_comparison.py --gpu-resnet34     # CIFAR-10, 200 epochs
@@ -31,6 +32,14 @@ SETTINGS = {
                         "--train-subset", "9600", "--test-subset", "2000",
                         "--batch-size", "64", "--seeds", "0,1,2",
                         "--output", "runs/cpu-mobilenetv2"],
+    # Binary ResNet-34 at a quarter of the width (16/32/64/128 filters, 1.3M parameters),
+    # same protocol as cpu-mobilenetv2, plus BAMSProd without the 1/sqrt(t) decay.
+    "cpu-resnet34": ["--model", "BinaryResNet34", "--model-arg", "width_multiplier=0.25",
+                     "--dataset", "fashion_mnist", "--optimizers", ALL + ",bamsprod@nodecay",
+                     "--hparam", "bamsprod@nodecay.lr_decay=none", "--epochs", "2",
+                     "--train-subset", "9600", "--test-subset", "2000",
+                     "--batch-size", "64", "--seeds", "0,1,2",
+                     "--output", "runs/cpu-resnet34"],
     "quick": ["--model", "BinaryCNN", "--dataset", "fashion_mnist", "--optimizers",
               "bamsprod,bop", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16",
               "--test-subset", "64", "--seeds", "0", "--output", "runs/quick-cnn"],
@@ -55,7 +64,7 @@ SETTINGS = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group()
-    for name in ("quick", "cpu-mobilenetv2", "gpu-resnet34", "gpu-mobilenetv2"):
+    for name in ("quick", "cpu-mobilenetv2", "cpu-resnet34", "gpu-resnet34", "gpu-mobilenetv2"):
         group.add_argument(f"--{name}", dest="setting", action="store_const", const=name)
     parser.add_argument("--print", action="store_true", help="print the command only")
     args, extra = parser.parse_known_args(argv)

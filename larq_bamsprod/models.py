@@ -14,7 +14,7 @@ Models:
 
 * ``BinaryCNN``: a small binary CNN for quick CPU runs (686k parameters at 28x28x1, 916k
   at 32x32x3; the flattened features grow with the input area).
-* ``BinaryResNet34``: the binary ResNet-34 of the paper's section 5.2.
+* ``BinaryResNet34``: the binary ResNet-34 of the paper's section 5.2 (``width_multiplier``).
 * ``BinaryMobileNetV2``: the binary MobileNetV2 of section 5.2 (``width_multiplier``).
 * larq-zoo, by class name, built with ``weights=None``: ``BiRealNet``, ``BinaryAlexNet``,
   ``BinaryDenseNet28``, ``BinaryDenseNet37``, ``BinaryDenseNet37Dilated``,
@@ -133,7 +133,7 @@ def binary_cnn(input_shape: tuple[int, int, int], num_classes: int) -> tf.keras.
 
 
 def binary_resnet34(input_shape: tuple[int, int, int], num_classes: int,
-                    stem: str = "auto") -> tf.keras.Model:
+                    stem: str = "auto", width_multiplier: float = 1.0) -> tf.keras.Model:
     """Binary ResNet-34 with real-valued shortcuts (the paper, section 5.2).
 
     Basic blocks ``[3, 4, 6, 3]`` with 64, 128, 256, 512 filters. Each block is
@@ -150,19 +150,25 @@ def binary_resnet34(input_shape: tuple[int, int, int], num_classes: int,
         stem: ``"cifar"`` (3x3 stride-1 real conv - BN, no pooling), ``"imagenet"``
             (7x7 stride-2 conv - BN - 3x3 stride-2 max-pool), or ``"auto"``: CIFAR for inputs
             up to 64 pixels a side. Defaults to `"auto"`.
+        width_multiplier: Filters of every convolution (stem, blocks, shortcuts) times this,
+            rounded to multiples of 8 as MobileNetV2's ``alpha``; depth and layout are
+            unchanged. ``0.25`` gives 16/32/64/128 filters and about 1/16 of the
+            multiply-adds, for CPU-sized comparisons. Defaults to `1.0` (ResNet-34).
 
     Returns:
         The model.
     """
+    _check_width_multiplier(width_multiplier)
     stem = _resolve_stem(stem, input_shape)
+    widths = [_make_divisible(f * width_multiplier) for f in (64, 128, 256, 512)]
     inputs = tf.keras.Input(input_shape)
     if stem == "cifar":
-        x = _bn("stem_bn")(_real_conv(64, 3, name="stem_conv")(inputs))
+        x = _bn("stem_bn")(_real_conv(widths[0], 3, name="stem_conv")(inputs))
     else:
-        x = _bn("stem_bn")(_real_conv(64, 7, strides=2, name="stem_conv")(inputs))
+        x = _bn("stem_bn")(_real_conv(widths[0], 7, strides=2, name="stem_conv")(inputs))
         x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
-    in_filters = 64
-    for stage, (filters, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3))):
+    in_filters = widths[0]
+    for stage, (filters, blocks) in enumerate(zip(widths, (3, 4, 6, 3))):
         for block in range(blocks):
             strides = 2 if stage > 0 and block == 0 else 1
             name = f"stage{stage}_block{block}"
@@ -190,6 +196,14 @@ def _resolve_stem(stem: str, input_shape) -> str:
     if stem == "auto":
         return "cifar" if min(input_shape[:2]) <= 64 else "imagenet"
     return stem
+
+
+def _check_width_multiplier(width_multiplier) -> None:
+    if (isinstance(width_multiplier, bool) or not isinstance(width_multiplier, (int, float))
+            or not width_multiplier > 0):
+        raise ValueError(f"width_multiplier must be a number > 0, received "
+                         f"width_multiplier={width_multiplier!r}; use e.g. 0.25 for a quarter "
+                         f"of the channels.")
 
 
 def _make_divisible(value: float, divisor: int = 8) -> int:
@@ -227,9 +241,7 @@ def binary_mobilenet_v2(input_shape: tuple[int, int, int], num_classes: int,
     Returns:
         The model.
     """
-    if not isinstance(width_multiplier, (int, float)) or not width_multiplier > 0:
-        raise ValueError(f"width_multiplier must be a number > 0, received "
-                         f"width_multiplier={width_multiplier!r}.")
+    _check_width_multiplier(width_multiplier)
     stem = _resolve_stem(stem, input_shape)
     inputs = tf.keras.Input(input_shape)
     stem_stride = 1 if stem == "cifar" else 2
@@ -337,8 +349,8 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, 
         num_classes: Number of classes (outputs of the final softmax).
         seed: If given, ``tf.keras.utils.set_random_seed(seed)`` is called first, so the
             initial weights depend only on it. Defaults to `None` (the current global state).
-        **kwargs: Passed to the builder (``stem`` for BinaryResNet34, ``width_multiplier``
-            and ``stem`` for BinaryMobileNetV2).
+        **kwargs: Passed to the builder (``stem`` and ``width_multiplier`` for
+            BinaryResNet34 and BinaryMobileNetV2).
 
     Returns:
         An uncompiled ``tf.keras.Model`` mapping ``(batch, H, W, C)`` images to

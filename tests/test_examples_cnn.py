@@ -26,6 +26,14 @@ def test_gpu_commands_are_printed_with_the_papers_settings():
     assert "--optimizers bamsprod,bop,adam,amsgrad,adabound,amsbound,sgdm" in out
 
 
+def test_cpu_resnet34_command_runs_the_quarter_width_model_with_a_nodecay_row():
+    out = subprocess.run(_script("binary_cnn_comparison.py", "--cpu-resnet34", "--print"),
+                         capture_output=True, text=True, check=True).stdout
+    assert "--model BinaryResNet34 --model-arg width_multiplier=0.25" in out
+    assert "--optimizers bamsprod,bop,adam,amsgrad,adabound,amsbound,sgdm,bamsprod@nodecay" in out
+    assert "--hparam bamsprod@nodecay.lr_decay=none" in out
+
+
 @pytest.mark.slow
 def test_quick_modes_write_a_table(tmp_path):
     data_dir = synthetic_fmnist.make(tmp_path / "fmnist", n=128)

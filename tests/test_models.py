@@ -53,7 +53,8 @@ def test_custom_model_maps_a_batch_to_class_probabilities(built, name, shape):
 @pytest.mark.parametrize("name, kwargs", [
     ("BinaryCNN", {}), ("BinaryResNet34", {}), ("BinaryMobileNetV2", {}),
     ("BinaryMobileNetV2", {"width_multiplier": 0.35}),
-], ids=["cnn", "resnet34", "mobilenetv2", "mobilenetv2-0.35"])
+    ("BinaryResNet34", {"width_multiplier": 0.25}),
+], ids=["cnn", "resnet34", "mobilenetv2", "mobilenetv2-0.35", "resnet34-0.25"])
 def test_every_binarised_input_takes_both_signs(built, name, kwargs):
     # A sign() after a ReLU (or any non-negative input) is +1 everywhere: the layer's
     # input carries no information, and a network without a shortcut around it cannot
@@ -85,13 +86,21 @@ def test_binary_cnn_latent_weights_are_clipped(built):
             assert isinstance(layer.kernel_constraint, lq.constraints.WeightClip)
 
 
-def test_binary_resnet34_binarizes_every_3x3_conv_after_the_stem(built):
-    model = built("BinaryResNet34")
+@pytest.mark.parametrize("width_multiplier, widths", [
+    (1.0, (64, 128, 256, 512)),
+    (0.25, (16, 32, 64, 128)),
+    (0.1, (8, 16, 24, 48)),  # 6.4 -> 8 (never below 8), 12.8 -> 16, 25.6 -> 24, 51.2 -> 48
+], ids=["1.0", "0.25", "0.1"])
+def test_binary_resnet34_binarizes_every_3x3_conv_after_the_stem(built, width_multiplier,
+                                                                 widths):
+    model = built("BinaryResNet34", width_multiplier=width_multiplier)
     binary_params = sum(int(np.prod(v.shape)) for v in model.trainable_weights if is_binary(v))
     # ResNet-34 (He et al., 2016, Table 1): stages of [3, 4, 6, 3] basic blocks, two 3x3 convs
-    # each, 64/128/256/512 filters; the first conv of a stage reads the previous width.
-    expected, previous = 0, 64
-    for filters, blocks in zip((64, 128, 256, 512), (3, 4, 6, 3)):
+    # each, 64/128/256/512 filters (times the multiplier, rounded to multiples of 8 as
+    # MobileNetV2 rounds); the first conv of a stage reads the previous width.
+    expected, previous = 0, widths[0]
+    assert model.get_layer("stem_conv").filters == widths[0]
+    for filters, blocks in zip(widths, (3, 4, 6, 3)):
         expected += 9 * previous * filters + (2 * blocks - 1) * 9 * filters * filters
         previous = filters
     assert binary_params == expected
@@ -143,10 +152,12 @@ def test_binary_mobilenet_v2_width_multiplier_scales_the_channels(built):
     assert model.get_layer("stem_conv").filters == 16
 
 
-def test_binary_mobilenet_v2_rejects_a_non_positive_width_multiplier():
-    with pytest.raises(ValueError, match="width_multiplier must be a number > 0, received "
-                                         "width_multiplier=0"):
-        build_model("BinaryMobileNetV2", (32, 32, 3), 10, width_multiplier=0)
+@pytest.mark.parametrize("name", ["BinaryMobileNetV2", "BinaryResNet34"])
+@pytest.mark.parametrize("value", [0, -0.5, "0.5", True])
+def test_width_multiplier_rejects_values_that_are_not_positive_numbers(name, value):
+    with pytest.raises(ValueError, match=f"width_multiplier must be a number > 0, received "
+                                         f"width_multiplier={value!r}"):
+        build_model(name, (32, 32, 3), 10, width_multiplier=value)
 
 
 def test_small_input_stems_downsample_8x_and_large_input_stems_32x(built):
