@@ -23,6 +23,13 @@ Bop only acts on variables marked binary (``precision == 1``, i.e. kernels of La
 quantized layers with ``ste_sign``-type quantizers); everything else (batch norm, the
 real-valued first and last layers, shortcuts) is trained by the default optimizer, as the
 Bop paper and Larq's documentation do.
+
+``bamsprod`` trains every variable by default (the paper's setting). Its one extra
+setting, ``fp_learning_rate`` (default ``None``), gives it Bop's layout instead:
+``CaseOptimizer((Bop.is_binary_variable, BAMSProd(...)), default_optimizer=Adam(
+fp_learning_rate))``. With ``fp_learning_rate=0.01`` the two differ only in the optimizer
+of the binary kernels, e.g. ``--optimizers bop,bamsprod@case --hparam
+bamsprod@case.fp_learning_rate=0.01``.
 """
 
 from __future__ import annotations
@@ -114,7 +121,7 @@ def hyperparameters(name: str, overrides: dict[str, Any] | None = None) -> dict[
     if base == "bamsprod":
         from larq_bamsprod.optimizers import DEFAULTS
 
-        params = dict(DEFAULTS)
+        params = {**DEFAULTS, "fp_learning_rate": None}
     else:
         params = dict(DEFAULT_HPARAMS[base])
     for key, value in (overrides or {}).items():
@@ -124,6 +131,17 @@ def hyperparameters(name: str, overrides: dict[str, Any] | None = None) -> dict[
                 f"{', '.join(sorted(params))}"
             )
         params[key] = value
+    fp_learning_rate = params.get("fp_learning_rate") if base == "bamsprod" else None
+    if fp_learning_rate is not None and (
+        isinstance(fp_learning_rate, bool)
+        or not isinstance(fp_learning_rate, (int, float))
+        or not fp_learning_rate > 0
+    ):
+        raise ValueError(
+            f"fp_learning_rate must be a number > 0 (Adam's rate for the real-valued "
+            f"variables, as in Bop's recipe) or None (BAMSProd trains every variable), "
+            f"received fp_learning_rate={fp_learning_rate!r} for optimizer {name!r}"
+        )
     return params
 
 
@@ -188,8 +206,17 @@ def make_optimizer(
     if name == "bamsprod":
         from larq_bamsprod.legacy import BAMSProd
 
+        fp_learning_rate = params.pop("fp_learning_rate")
         params["beta_1"] = beta_1_schedule(params["beta_1"], params["beta_2"])
-        return BAMSProd(**params)
+        bamsprod = BAMSProd(**params)
+        if fp_learning_rate is None:
+            return bamsprod
+        import larq as lq
+
+        fp_optimizer = legacy_opts.Adam(_scaled(fp_learning_rate, schedule_shape))
+        return lq.optimizers.CaseOptimizer(
+            (lq.optimizers.Bop.is_binary_variable, bamsprod), default_optimizer=fp_optimizer
+        )
     if name in ("adam", "amsgrad"):
         return legacy_opts.Adam(amsgrad=(name == "amsgrad"), **params)
     if name in ("adabound", "amsbound"):

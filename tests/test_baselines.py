@@ -1,8 +1,10 @@
 """The optimizer table of the comparison: names, defaults, overrides, schedule scaling."""
 
 import json
+import re
 
 import larq as lq
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -121,3 +123,55 @@ def test_scheduled_optimizer_rebuilds_from_its_config():
     lr = clone._get_hyper("learning_rate")
     expected = larq_bamsprod.DEFAULTS["learning_rate"] * float(shape(50))
     assert float(lr(50)) == pytest.approx(expected)
+
+
+def test_bamsprod_with_fp_learning_rate_takes_bops_layout():
+    opt = baselines.make_optimizer("bamsprod@case", {"fp_learning_rate": 0.01, "lr_decay": None})
+    assert isinstance(opt, lq.optimizers.CaseOptimizer)
+    (predicate, inner), = opt.pred_opt_pairs
+    assert predicate is lq.optimizers.Bop.is_binary_variable
+    assert isinstance(inner, BAMSProd) and inner.get_config()["lr_decay"] is None
+    assert isinstance(opt.default, tf.keras.optimizers.legacy.Adam)
+    assert opt.default.get_config()["learning_rate"] == pytest.approx(0.01)
+    assert type(baselines.make_optimizer("bamsprod")) is BAMSProd  # the paper's layout
+
+
+def test_bamsprod_with_fp_learning_rate_routes_binary_kernels_only():
+    # One step on a binary QuantDense + real Dense: the binary kernel moves as a lone
+    # BAMSProd would move it, every other variable as a lone Adam(0.01) would.
+    def model():
+        tf.keras.utils.set_random_seed(0)
+        return tf.keras.Sequential([
+            tf.keras.Input((4,)),
+            lq.layers.QuantDense(3, kernel_quantizer="ste_sign", input_quantizer="ste_sign",
+                                 kernel_constraint="weight_clip", use_bias=False),
+            tf.keras.layers.Dense(2),
+        ])
+
+    x = tf.random.stateless_normal((8, 4), seed=(1, 2))
+
+    def step(net, optimizer):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(net(x) ** 2)
+        optimizer.apply_gradients(zip(tape.gradient(loss, net.trainable_weights),
+                                      net.trainable_weights))
+        return [v.numpy() for v in net.trainable_weights]
+
+    case = step(model(), baselines.make_optimizer("bamsprod", {"fp_learning_rate": 0.01}))
+    alone = step(model(), baselines.make_optimizer("bamsprod"))
+    adam = step(model(), tf.keras.optimizers.legacy.Adam(0.01))
+    net = model()
+    assert lq.optimizers.Bop.is_binary_variable(net.trainable_weights[0])
+    assert not any(map(lq.optimizers.Bop.is_binary_variable, net.trainable_weights[1:]))
+    np.testing.assert_allclose(case[0], alone[0], rtol=1e-6)
+    for got, want in zip(case[1:], adam[1:]):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert not np.allclose(alone[1], adam[1])  # the two layouts do differ on real weights
+
+
+@pytest.mark.parametrize("value", [0, -0.01, "fast", True])
+def test_bad_fp_learning_rate_is_rejected_when_parsed(value):
+    with pytest.raises(ValueError, match=f"fp_learning_rate must be a number > 0 .*received "
+                                         f"fp_learning_rate={re.escape(repr(value))} for "
+                                         f"optimizer 'bamsprod@case'"):
+        baselines.hyperparameters("bamsprod@case", {"fp_learning_rate": value})
