@@ -40,6 +40,7 @@ from typing import Any
 import tensorflow as tf
 
 from larq_bamsprod._compat import LearningRateSchedule, register_serializable
+from larq_bamsprod._hyperparameters import _is_real
 
 OPTIMIZER_NAMES = ("bamsprod", "bop", "adam", "amsgrad", "adabound", "amsbound", "sgdm")
 _VARIANT_LABEL = re.compile(r"[a-z0-9_.\-]+")
@@ -132,11 +133,7 @@ def hyperparameters(name: str, overrides: dict[str, Any] | None = None) -> dict[
             )
         params[key] = value
     fp_learning_rate = params.get("fp_learning_rate") if base == "bamsprod" else None
-    if fp_learning_rate is not None and (
-        isinstance(fp_learning_rate, bool)
-        or not isinstance(fp_learning_rate, (int, float))
-        or not fp_learning_rate > 0
-    ):
+    if fp_learning_rate is not None and not (_is_real(fp_learning_rate) and fp_learning_rate > 0):
         raise ValueError(
             f"fp_learning_rate must be a number > 0 (Adam's rate for the real-valued "
             f"variables, as in Bop's recipe) or None (BAMSProd trains every variable), "

@@ -66,6 +66,8 @@ import larq as lq
 import larq_zoo
 import tensorflow as tf
 
+from larq_bamsprod._hyperparameters import _is_real
+
 __all__ = ["MODELS", "ZOO_MIN_INPUT", "build_model"]
 
 _BN = {"momentum": 0.9, "epsilon": 1e-5}
@@ -199,8 +201,7 @@ def _resolve_stem(stem: str, input_shape) -> str:
 
 
 def _check_width_multiplier(width_multiplier) -> None:
-    if (isinstance(width_multiplier, bool) or not isinstance(width_multiplier, (int, float))
-            or not width_multiplier > 0):
+    if not (_is_real(width_multiplier) and width_multiplier > 0):
         raise ValueError(f"width_multiplier must be a number > 0, received "
                          f"width_multiplier={width_multiplier!r}; use e.g. 0.25 for a quarter "
                          f"of the channels.")
