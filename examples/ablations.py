@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.print:
         print("larq-bamsprod " + shlex.join(cmd))
         return 0
-    from larq_bamsprod import cli
+    from larq_bamsprod.harness import cli
 
     return cli.main(cmd)
 

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.print:
         print("larq-bamsprod " + shlex.join(command))
         return 0
-    from larq_bamsprod import cli
+    from larq_bamsprod.harness import cli
 
     return cli.main(command)
 

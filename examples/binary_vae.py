@@ -17,7 +17,7 @@ Real-valued: the two 500x50 heads (mean and log-variance of ``q(z|x)``, fed by t
 hidden activations), the 500x784 output layer producing the Bernoulli logits, batch
 normalisation and biases.
 
-Data: Fashion-MNIST from :mod:`larq_bamsprod.data` (offline), pixels statically binarised
+Data: Fashion-MNIST from :mod:`larq_bamsprod.harness.data` (offline), pixels statically binarised
 (``pixel > 0.5`` on the [0, 1] scale), Bernoulli likelihood. The reported loss is the
 negative ELBO in nats per image (single-sample estimate, summed over the 784 pixels, plus
 the analytic KL term); "training loss" of an epoch is the mean over its mini-batches
@@ -62,8 +62,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from larq_bamsprod import baselines
-from larq_bamsprod._io import write_json_atomic, write_text_atomic
+from larq_bamsprod.harness import registry
+from larq_bamsprod.harness.files import write_json_atomic, write_text_atomic
 
 BETA_1_SWEEP = (0.0, 0.5, 0.8, 0.9, 0.99)  # at beta_2 = REFERENCE[1]
 BETA_2_SWEEP = (0.9, 0.99, 0.999, 0.9999)  # at beta_1 = REFERENCE[0]
@@ -85,7 +85,7 @@ PIXELS = 784
 # --------------------------------------------------------------------------- data
 def load_binarized(split: str, subset: int | None, data_dir: str | None = None) -> np.ndarray:
     """Fashion-MNIST ``split`` as float32 {0, 1} of shape (n, 784), in the stored order."""
-    from larq_bamsprod import data
+    from larq_bamsprod.harness import data
 
     ds = data.load("fashion_mnist", split, batch_size=10_000, shuffle=False, subset=subset,
                    data_dir=data_dir)
@@ -142,14 +142,14 @@ def negative_elbo(encoder, decoder, x01, eps, training: bool):
 # --------------------------------------------------------------------------- optimizers
 def make_sweep_optimizer(name: str, beta_1: float, beta_2: float,
                          learning_rate: float | None):
-    """``baselines.make_optimizer(name)`` with ``beta_1``/``beta_2`` (and the rate) set."""
-    params = baselines.hyperparameters(name)
+    """``registry.make_optimizer(name)`` with ``beta_1``/``beta_2`` (and the rate) set."""
+    params = registry.hyperparameters(name)
     overrides, after = {}, {}
     if learning_rate is not None:
         overrides["learning_rate"] = learning_rate
     for key, value in (("beta_1", beta_1), ("beta_2", beta_2)):
         (overrides if key in params else after)[key] = value
-    optimizer = baselines.make_optimizer(name, overrides)
+    optimizer = registry.make_optimizer(name, overrides)
     config = optimizer.get_config()
     for key, value in after.items():
         if key not in config:
@@ -438,7 +438,7 @@ def parse_args(argv=None):
                    help=f"one of {', '.join(SWEEPABLE)} (variants base@label). "
                    "Default: bamsprod")
     p.add_argument("--learning-rate", type=float, default=None,
-                   help="override the optimizer's default rate (baselines.DEFAULT_HPARAMS)")
+                   help="override the optimizer's default rate (registry.DEFAULT_HPARAMS)")
     p.add_argument("--beta-1", type=_floats, default=None,
                    help=f"beta_1 values at beta_2={REFERENCE[1]}. Default: "
                    + ",".join(f"{v:g}" for v in BETA_1_SWEEP))
@@ -474,10 +474,10 @@ def parse_args(argv=None):
     if args.repeat_reference < 0 or args.seed < 0:
         p.error("--seed and --repeat-reference must be >= 0")
     try:
-        args.optimizer = baselines.canonical_name(args.optimizer)
+        args.optimizer = registry.canonical_name(args.optimizer)
     except ValueError as err:
         p.error(str(err))
-    if baselines.base_name(args.optimizer) not in SWEEPABLE:
+    if registry.base_name(args.optimizer) not in SWEEPABLE:
         p.error(f"--optimizer {args.optimizer!r} has no beta_1/beta_2 to sweep; choose one "
                 f"of: {', '.join(SWEEPABLE)}")
     return args
@@ -524,7 +524,7 @@ def main(argv=None) -> dict:
                        "binary": binary},
         "hyperparameters": {k: (v if isinstance(v, (int, float, str, bool, type(None)))
                                 else repr(v))
-                            for k, v in baselines.hyperparameters(args.optimizer).items()},
+                            for k, v in registry.hyperparameters(args.optimizer).items()},
         "sweeps": sweeps,
         "runs": {},
     }

@@ -3,7 +3,7 @@
 Both optimizer classes hand each dense update to :func:`apply_dense` unless
 :func:`choose_path` answers ``"reference"``, in which case they run the reference,
 :func:`larq_bamsprod.update_rule.bamsprod_update`, as separate TensorFlow ops. Every path
-computes the same thing; ``tests/test_fast_path.py`` holds them to the reference.
+computes the same thing; ``tests/library/test_fast_path.py`` holds them to the reference.
 
 ``"kernel"``
     The compiled CPU op (:mod:`larq_bamsprod.kernels`): one multithreaded pass over g, w,
@@ -36,7 +36,7 @@ from collections.abc import Iterator
 import tensorflow as tf
 
 from larq_bamsprod import kernels
-from larq_bamsprod._compat import in_xla_context
+from larq_bamsprod.compat import in_xla_context
 from larq_bamsprod.update_rule import StepScalars, bamsprod_update
 
 PATHS = ("kernel", "xla", "reference")

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from larq_bamsprod import _hyperparameters as hp
 from larq_bamsprod import fast
-from larq_bamsprod._compat import LearningRateSchedule, LegacyOptimizer, register_serializable
+from larq_bamsprod import hyperparameters as hp
+from larq_bamsprod.compat import LearningRateSchedule, LegacyOptimizer, register_serializable
 from larq_bamsprod.optimizers import _SCHEDULABLE, BAMSPROD_DOC, DEFAULTS
 from larq_bamsprod.update_rule import bamsprod_update, step_scalars
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from larq_bamsprod import _hyperparameters as hp
 from larq_bamsprod import fast
-from larq_bamsprod._compat import Optimizer, register_serializable
+from larq_bamsprod import hyperparameters as hp
+from larq_bamsprod.compat import Optimizer, register_serializable
 from larq_bamsprod.update_rule import StepScalars, bamsprod_update, step_scalars
 
 DEFAULTS = {

@@ -13,14 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from larq_bamsprod.bounds import bound_scales
-
-
-def _in_dtype(value, dtype: tf.DType) -> tf.Tensor:
-    # tf.cast would first turn a Python float into a float32 tensor, rounding it, so a
-    # float64 variable would see float32 hyperparameters.
-    if isinstance(value, (int, float)):
-        return tf.constant(value, dtype)
-    return tf.cast(value, dtype)
+from larq_bamsprod.hyperparameters import cast_exact
 
 
 @functools.cache
@@ -76,9 +69,9 @@ def step_scalars(
     this step (schedules already evaluated).
     """
     t = tf.cast(step, dtype)
-    lr = _in_dtype(learning_rate, dtype)
-    b1 = _in_dtype(beta_1, dtype)
-    b2 = _in_dtype(beta_2, dtype)
+    lr = cast_exact(learning_rate, dtype)
+    b1 = cast_exact(beta_1, dtype)
+    b2 = cast_exact(beta_2, dtype)
     step_size = lr
     if lr_decay == "sqrt":
         step_size = step_size / tf.sqrt(t)
@@ -88,13 +81,13 @@ def step_scalars(
         step_size = step_size * tf.sqrt(1.0 - tf.pow(b2, t)) / (1.0 - tf.pow(b1, t))
     lower_scale = upper_scale = target = None
     if bound_target is not None:
-        lower_scale, upper_scale = bound_scales(t, _in_dtype(gamma, dtype))
+        lower_scale, upper_scale = bound_scales(t, cast_exact(gamma, dtype))
         if not isinstance(bound_target, str):
-            target = _in_dtype(bound_target, dtype)
+            target = cast_exact(bound_target, dtype)
     return StepScalars(
         beta_1=b1,
         beta_2=b2,
-        epsilon=_in_dtype(epsilon, dtype),
+        epsilon=cast_exact(epsilon, dtype),
         step_size=step_size,
         lower_scale=lower_scale,
         upper_scale=upper_scale,

@@ -1,5 +1,0 @@
-import sys
-
-from larq_bamsprod.cli import main
-
-sys.exit(main())

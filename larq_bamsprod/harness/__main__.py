@@ -1,0 +1,5 @@
+import sys
+
+from larq_bamsprod.harness.cli import main
+
+sys.exit(main())

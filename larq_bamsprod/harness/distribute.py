@@ -1,0 +1,46 @@
+"""``tf.distribute`` for the harness: the strategy of ``--distribute``, the chief, sharding."""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+
+def make_strategy(distribute: str | None) -> tf.distribute.Strategy:
+    """The ``tf.distribute`` strategy for ``--distribute`` (default: the default one)."""
+    if distribute == "mirrored":
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()  # every local GPU
+        # No GPU: every logical CPU device (one, unless virtual CPUs were configured, as
+        # the tests do); NCCL is GPU-only, so reduce on one device.
+        cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(
+            cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
+    if distribute == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError(
+                "--distribute multiworker needs the TF_CONFIG environment variable on every "
+                "worker (see README, 'Beyond one machine')"
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+    )
+
+
+def shard_by_data(ds: tf.data.Dataset) -> tf.data.Dataset:
+    # Under MultiWorkerMirroredStrategy, tf.data shards by file by default, which fails on
+    # TFDS datasets stored in fewer files than workers (Fashion-MNIST has one per split):
+    # shard by element instead. Ignored when nothing is distributed.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    return ds.with_options(options)
