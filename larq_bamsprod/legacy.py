@@ -19,7 +19,7 @@ import tensorflow as tf
 from larq_bamsprod import fast
 from larq_bamsprod import hyperparameters as hp
 from larq_bamsprod.compat import LearningRateSchedule, LegacyOptimizer, register_serializable
-from larq_bamsprod.optimizers import _SCHEDULABLE, BAMSPROD_DOC, DEFAULTS
+from larq_bamsprod.optimizers import BAMSPROD_DOC, DEFAULTS, SCHEDULABLE
 from larq_bamsprod.update_rule import bamsprod_update, step_scalars
 
 __all__ = ["BAMSProd"]
@@ -132,6 +132,6 @@ class BAMSProd(LegacyOptimizer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         hp.check_config(cls, config)
-        config = hp.deserialize_schedules(config, _SCHEDULABLE, custom_objects)
+        config = hp.deserialize_schedules(config, SCHEDULABLE, custom_objects)
         config.pop("is_legacy_optimizer", None)
         return cls(**config)

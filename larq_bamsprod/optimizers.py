@@ -27,7 +27,8 @@ DEFAULTS = {
 """Default hyperparameters of both BAMSProd classes (see the class docstring for why)."""
 
 _HYPER_NAMES = tuple(DEFAULTS)
-_SCHEDULABLE = ("learning_rate", "beta_1")
+SCHEDULABLE = ("learning_rate", "beta_1")
+"""Hyperparameters that may be a schedule (or a callable of the step)."""
 
 BAMSPROD_DOC = r"""BAMSProd: AMSGrad with a closing projection of the second moment, for BNNs.
 
@@ -230,6 +231,6 @@ class BAMSProd(Optimizer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         hp.check_config(cls, config)
-        config = hp.deserialize_schedules(config, _SCHEDULABLE, custom_objects)
+        config = hp.deserialize_schedules(config, SCHEDULABLE, custom_objects)
         config.pop("is_legacy_optimizer", None)
         return cls(**config)
