@@ -48,7 +48,7 @@ $(LIB_STAMP): setup.cfg pyproject.toml constraints/tf221.txt
 # on the newest stack (where the harness is not installed, and tests check that it is not).
 test: test-full test-lib
 
-test-full: install
+test-full: install data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-lib: install-lib
