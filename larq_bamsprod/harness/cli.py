@@ -246,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     missing = missing_harness_packages()
     if missing:
         print(
-            f"larq-bamsprod: error: the comparison harness needs {', '.join(missing)}, which "
-            "is not installed; install the harness extra: pip install 'larq-bamsprod[harness]'",
+            "larq-bamsprod: error: the comparison harness needs packages that are not "
+            f"installed ({', '.join(missing)}); install the harness extra: "
+            "pip install 'larq-bamsprod[harness]'",
             file=sys.stderr,
         )
         return 2
