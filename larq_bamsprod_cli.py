@@ -1,12 +1,18 @@
 """Launcher of the ``larq-bamsprod`` command: TensorFlow's start-up log kept off the screen.
 
 Importing anything under ``larq_bamsprod`` imports TensorFlow (the library registers its
-optimizers with Keras at import), and TensorFlow's C++ start-up messages (CUDA, oneDNN,
-absl) are written to file descriptor 2 before any Python setting can stop them; not even
-``TF_CPP_MIN_LOG_LEVEL`` silences all of them. So this module, outside the package, points
-descriptor 2 at a temporary file while the harness is imported, then restores it. If the
-import fails, what was written is shown. ``--verbose`` anywhere on the command line keeps
-everything on screen.
+optimizers with Keras at import), and TensorFlow's C++ start-up messages (CUDA, cuDNN and
+cuBLAS registration, oneDNN, CPU features, absl) are written to file descriptor 2 before any
+Python setting can stop them; not even ``TF_CPP_MIN_LOG_LEVEL`` silences all of them. So
+this module, outside the package, points descriptor 2 at a temporary file while the harness
+is imported, then restores it. If the import fails, what was written is shown.
+``TF_CPP_MIN_LOG_LEVEL=3`` (unless already set) keeps TensorFlow's later C++ messages
+(``failed call to cuInit`` at the first operation) off the screen too; the command itself
+sets TensorFlow's Python logger to errors only.
+
+``larq-bamsprod --verbose COMMAND ...`` (``--verbose`` before the command; ``compare
+--verbose N`` is Keras' progress display) keeps everything on screen.
+``python -m larq_bamsprod_cli ...`` is the same command.
 """
 
 from __future__ import annotations
@@ -16,11 +22,22 @@ import sys
 import tempfile
 
 
-def main() -> int:
-    if "--verbose" in sys.argv[1:]:
+def wants_tf_logs(argv: list[str]) -> bool:
+    """Whether ``argv`` has the top-level ``--verbose`` (given before the command name)."""
+    for arg in argv:
+        if arg == "--verbose":
+            return True
+        if not arg.startswith("-"):
+            return False  # the command: a later --verbose is the command's own option
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if wants_tf_logs(argv):
         from larq_bamsprod.harness.cli import main as run
     else:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         sys.stderr.flush()
         saved = os.dup(2)
         with tempfile.TemporaryFile() as log:
@@ -35,7 +52,7 @@ def main() -> int:
             finally:
                 os.dup2(saved, 2)
                 os.close(saved)
-    return run()
+    return run(argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,15 @@
-"""Command line: ``larq-bamsprod compare ...`` (or ``python -m larq_bamsprod.harness ...``)."""
+"""Command line: ``larq-bamsprod compare|recipe|list ...``.
+
+The ``larq-bamsprod`` command starts in :mod:`larq_bamsprod_cli`, which hides TensorFlow's
+start-up messages (``larq-bamsprod --verbose ...`` keeps them) and then calls :func:`main`.
+``python -m larq_bamsprod.harness ...`` calls :func:`main` directly (TensorFlow's start-up
+messages then show).
+
+Every input is checked before anything is written to ``--output`` or trained; a bad one
+ends the command with exit status 2 and one line ``larq-bamsprod COMMAND: error: ...``
+naming the argument, the value and what to give instead. Ctrl-C ends it with exit status
+130 and one line: the finished epochs are saved, and the same command resumes.
+"""
 
 from __future__ import annotations
 
@@ -46,13 +57,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from larq_bamsprod.harness import compare, registry
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, pointing to ``--help``."""
 
-    parser = argparse.ArgumentParser(
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from larq_bamsprod.harness import config, registry
+
+    parser = _Parser(
         prog="larq-bamsprod",
         description="BAMSProd vs Bop and the adaptive optimizers on the same binary graphs.",
     )
+    parser.add_argument(
+        "--verbose", action="store_true", dest="tf_logs",
+        help="show TensorFlow's start-up and C++ log messages (hidden by default); give it "
+        "before the command: larq-bamsprod --verbose compare ...")
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser(
         "compare",
@@ -82,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use the first N training examples")
     c.add_argument("--test-subset", type=_positive_int, default=None,
                    help="use the first N test examples")
-    c.add_argument("--schedule", choices=compare.SCHEDULES, default="cosine",
+    c.add_argument("--schedule", choices=config.SCHEDULES, default="cosine",
                    help="schedule shape applied to every optimizer's base rate. Default: cosine")
     c.add_argument("--hparam", action="append", default=[], metavar="OPT.NAME=VALUE",
                    help="override one hyperparameter, e.g. bamsprod.learning_rate=0.1 "
@@ -131,15 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--schedule", choices=("recipe", "constant"), default="recipe",
                    help="scale the optimizer's base rates by the recipe's schedule shape, or "
                    "not. Default: recipe")
-    r.add_argument("--hparam", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a hyperparameter of --optimizer, e.g. learning_rate=0.001 "
-                   "(repeatable)")
+    r.add_argument("--hparam", action="append", default=[], metavar="OPT.NAME=VALUE",
+                   help="override a hyperparameter of --optimizer, as in compare, e.g. "
+                   "bamsprod.learning_rate=0.001 (repeatable; NAME=VALUE also works)")
     r.add_argument("--set", action="append", default=[], dest="config", metavar="KEY=VALUE",
                    help="zookeeper configuration of the recipe, e.g. "
                    "model.section_filters=[32,64,256,512] (repeatable)")
     r.add_argument("--output", default=None,
                    help="Default: runs/recipe/NAME-OPTIMIZER-DATASET")
-    sub.add_parser("list", help="list models, datasets and optimizers")
+    lst = sub.add_parser("list", help="list models (with their smallest input), datasets "
+                         "(installed or how to get them), optimizers and recipes")
+    lst.add_argument("--data-dir", default=None, help="TFDS data_dir to look in (default: "
+                     "TFDS_DATA_DIR or ~/tensorflow_datasets)")
     return parser
 
 
@@ -161,10 +186,14 @@ def _model_args(items: list[str]) -> dict:
 
 
 def _compare_config(args):
-    """Validate every flag before any training starts (ValueError names the bad one)."""
-    from larq_bamsprod.harness import compare, data, models, registry
+    """Check every input before anything is written or trained (ValueError names the bad one).
 
-    data.get_info(args.dataset)  # fail fast, listing valid names
+    Order: the settings themselves; the output folder; the dataset (prepared now, or how to
+    get it); every optimizer, built as training will build it; the model arguments; the
+    settings recorded in the output folder by an earlier run.
+    """
+    from larq_bamsprod.harness import compare, models, registry
+
     cfg = compare.CompareConfig(
         model=models.registered_name(args.model),
         model_args=_model_args(args.model_arg),
@@ -187,59 +216,155 @@ def _compare_config(args):
         deterministic=not args.no_determinism,
         verbose=args.verbose,
     )
-    if cfg.model_args:
-        # Values are checked by the builder itself: build once on a small input, now.
-        import tensorflow as tf
-
-        try:
-            models.build_model(cfg.model, (32, 32, 3), 10, **cfg.model_args)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"--model-arg: {err}") from err
-        finally:
-            tf.keras.backend.clear_session()
+    _check_output(cfg.output)
+    steps = _check_data(cfg)
+    _check_optimizers(cfg, cfg.epochs * steps)
+    _check_model_args(cfg)
     compare.check_resumable(cfg)
     return cfg
 
 
-def _list() -> int:
-    from larq_bamsprod.harness import data, models, registry
+def _check_output(output: str) -> None:
+    from larq_bamsprod.harness.files import check_writable_folder
 
-    print("models:     " + ", ".join(models.MODELS))
-    print("datasets:   " + ", ".join(data.DATASETS))
-    print("optimizers: " + ", ".join(registry.OPTIMIZER_NAMES))
-    return 0
+    check_writable_folder(output, "--output")
 
 
-def _recipe(args) -> int:
-    import os
+def _check_data(cfg) -> int:
+    """Prepare the dataset now (DatasetUnavailableError says how to get it); steps/epoch."""
+    from larq_bamsprod.harness import data
 
-    from larq_bamsprod.harness import data, registry, zoo
+    info = data.get_info(cfg.dataset)
+    data.prepare(cfg.dataset, data_dir=cfg.data_dir)
+    n_train = data.cardinality(cfg.dataset, info.train_split, cfg.train_subset,
+                               data_dir=cfg.data_dir)
+    return cfg.steps_per_epoch or max(n_train // cfg.batch_size, 1)
+
+
+def _check_optimizers(cfg, total_steps: int) -> None:
+    """Build every optimizer as training will (schedule included), so that the optimizers'
+    own checks run now."""
+    from larq_bamsprod.harness import registry, training
+
+    for name in cfg.optimizers:
+        try:
+            registry.make_optimizer(name, cfg.hparams.get(name),
+                                    training.schedule_shape(cfg.schedule, total_steps))
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"optimizer {name} (set with --hparam {name}.NAME=VALUE): "
+                             f"{err}") from err
+
+
+def _check_model_args(cfg) -> None:
+    if not cfg.model_args:
+        return
+    # Values are checked by the builder itself: build once on a small input, now.
+    import tensorflow as tf
+
+    from larq_bamsprod.harness import models
 
     try:
-        name = zoo.canonical_recipe(args.recipe)
-        optimizer = args.optimizer.strip().lower()
-        if optimizer == "recipe" and args.hparam:
-            raise ValueError("--hparam applies to bamsprod, bop, ...; configure the recipe's "
-                             "own optimizer with --set")
-        hparams = {}
-        if args.hparam and optimizer in registry.OPTIMIZER_NAMES:
-            items = [f"{optimizer}.{item}" for item in args.hparam]
-            hparams = registry.parse_overrides(items)[optimizer]
-        output = args.output or os.path.join(
-            "runs", "recipe", f"{name}-{optimizer}-{args.dataset}".replace("/", "_"))
-        task = zoo.make_recipe(
-            name, optimizer=optimizer, dataset=args.dataset, data_dir=args.data_dir,
-            epochs=args.epochs, batch_size=args.batch_size,
-            steps_per_epoch=args.steps_per_epoch, validation_steps=args.validation_steps,
-            image_size=args.image_size, output=output, hparams=hparams,
-            schedule=args.schedule, overrides=zoo.parse_config(args.config),
-        )
-    except (ValueError, TypeError, data.DatasetUnavailableError) as err:
-        print(f"larq-bamsprod recipe: error: {err}", file=sys.stderr)
-        return 2
-    task.run()
-    print(f"larq-bamsprod recipe: wrote {os.path.join(output, 'history.json')}", flush=True)
+        models.build_model(cfg.model, (32, 32, 3), 10, **cfg.model_args)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"--model-arg: {err}") from err
+    finally:
+        tf.keras.backend.clear_session()
+
+
+def _list(args) -> int:
+    from larq_bamsprod.harness import data, models, registry, zoo
+
+    print("models (inputs smaller than the side given are enlarged inside the model):")
+    for name in models.MODELS:
+        side = models.ZOO_MIN_INPUT.get(name)
+        print(f"  {name:<24}" + (f"min input {side}x{side}" if side else "any input size"))
+    data_dir = args.data_dir or data.default_data_dir()
+    print(f"datasets (TFDS data_dir {data_dir}; change with --data-dir):")
+    for name in sorted(data.DATASETS):
+        print(f"  {name:<24}{data.availability(name, data_dir=data_dir)}")
+    print("optimizers: " + ", ".join(registry.OPTIMIZER_NAMES))
+    print("recipes:    " + ", ".join(zoo.RECIPES))
     return 0
+
+
+def _recipe_hparams(optimizer: str, items: list[str]) -> dict:
+    """``--hparam`` items of ``recipe``: ``OPT.NAME=VALUE`` as for compare, with OPT the
+    ``--optimizer``, or ``NAME=VALUE`` for short."""
+    from larq_bamsprod.harness import registry
+
+    if not items:
+        return {}
+    if optimizer == "recipe":
+        raise ValueError("--hparam applies to bamsprod, bop, ...; configure the recipe's "
+                         "own optimizer with --set")
+    qualified = []
+    for item in items:
+        key = item.partition("=")[0]
+        opt = key.rpartition(".")[0]
+        if opt and registry.canonical_name(opt) != optimizer:
+            raise ValueError(f"--hparam {item!r} is for optimizer {opt!r}, but --optimizer is "
+                             f"{optimizer}; write --hparam {optimizer}.NAME=VALUE")
+        qualified.append(item if opt else f"{optimizer}.{item}")
+    return registry.parse_overrides(qualified).get(optimizer, {})
+
+
+def _recipe(args):
+    """Check the inputs of ``recipe``; return the function that runs it."""
+    import os
+
+    from larq_bamsprod.harness import zoo
+    from larq_bamsprod.harness.files import check_writable_folder
+
+    name = zoo.canonical_recipe(args.recipe)
+    optimizer = args.optimizer.strip().lower()
+    if optimizer not in zoo.OPTIMIZER_CHOICES:
+        raise ValueError(f"unknown --optimizer {args.optimizer!r}; valid: "
+                         f"{', '.join(zoo.OPTIMIZER_CHOICES)}")
+    hparams = _recipe_hparams(optimizer, args.hparam)
+    output = args.output or os.path.join(
+        "runs", "recipe", f"{name}-{optimizer}-{args.dataset}".replace("/", "_"))
+    check_writable_folder(output, "--output")
+    task = zoo.make_recipe(
+        name, optimizer=optimizer, dataset=args.dataset, data_dir=args.data_dir,
+        epochs=args.epochs, batch_size=args.batch_size,
+        steps_per_epoch=args.steps_per_epoch, validation_steps=args.validation_steps,
+        image_size=args.image_size, output=output, hparams=hparams,
+        schedule=args.schedule, overrides=zoo.parse_config(args.config),
+    )
+    if optimizer != "recipe":
+        try:
+            task.optimizer  # noqa: B018  (built now: the optimizer's own checks run)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"optimizer {optimizer} (set with --hparam "
+                             f"{optimizer}.NAME=VALUE): {err}") from err
+    finished = zoo.check_resumable(task)
+
+    def run() -> int:
+        if finished:
+            print(f"larq-bamsprod recipe: {output} holds this recipe's finished run; skipped "
+                  f"(history in {os.path.join(output, 'history.json')})", flush=True)
+            return 0
+        for note in zoo.input_notes(task):
+            print(f"larq-bamsprod recipe: {note}", flush=True)
+        task.run()
+        print(f"larq-bamsprod recipe: wrote {os.path.join(output, 'history.json')}",
+              flush=True)
+        return 0
+
+    return run
+
+
+def _compare(args):
+    """Check the inputs of ``compare``; return the function that runs it."""
+    cfg = _compare_config(args)
+
+    def run() -> int:
+        from larq_bamsprod.harness import compare
+
+        compare.run_comparison(cfg, log=lambda msg: print(msg, flush=True))
+        return 0
+
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,24 +379,51 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "list":
-        return _list()
-    if args.command == "recipe":
-        return _recipe(args)
+    if not args.tf_logs:
+        _quiet_python_logs()
     try:
-        cfg = _compare_config(args)
-    except ValueError as err:
-        # Bad names/values: one clear line listing the valid choices, not a traceback.
-        print(f"larq-bamsprod {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    from larq_bamsprod.harness import compare
+        return _main(args)
+    except KeyboardInterrupt:
+        print(f"larq-bamsprod {args.command}: interrupted; finished epochs are saved, run the "
+              "same command again to resume", file=sys.stderr)
+        return 130
 
+
+def _quiet_python_logs() -> None:
+    """TensorFlow's and absl's Python warnings (retracing, checkpoint values not restored
+    yet, deprecations) only with ``--verbose``; the C++ ones: ``larq_bamsprod_cli``."""
+    import logging
+
+    import tensorflow as tf
+
+    tf.get_logger().setLevel(logging.ERROR)
     try:
-        compare.run_comparison(cfg, log=lambda msg: print(msg, flush=True))
-    except compare.ResumeError as err:
-        print(f"larq-bamsprod {args.command}: error: {err}", file=sys.stderr)
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:
+        pass
+
+
+def _main(args) -> int:
+    if args.command == "list":
+        return _list(args)
+    from larq_bamsprod.harness.config import ResumeError
+    from larq_bamsprod.harness.data import DatasetUnavailableError
+
+    prog = f"larq-bamsprod {args.command}"
+    try:
+        # Every input is checked here, before anything is written or trained.
+        run = _recipe(args) if args.command == "recipe" else _compare(args)
+    except (ValueError, TypeError, DatasetUnavailableError) as err:
+        # Bad names/values: one clear line listing the valid choices, not a traceback.
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    try:
+        return run()
+    except ResumeError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

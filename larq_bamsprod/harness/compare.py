@@ -15,7 +15,8 @@ with SIGKILL loses at most the epoch in progress.
 
 Output folder::
 
-    config.json                      what was compared (a resumed run must match it)
+    config.json                      what was compared, per-optimizer hyperparameters
+                                     included (a rerun must match it: config.py)
     init/seed<S>.weights.h5          the shared initial weights of seed S
     runs/<opt>-seed<S>/history.json  one row per finished epoch
     runs/<opt>-seed<S>/ckpt/         checkpoints (the last two epochs)
@@ -33,7 +34,13 @@ from typing import Callable
 
 import tensorflow as tf
 
-from larq_bamsprod.harness.config import CompareConfig, ResumeError, check_resumable
+from larq_bamsprod.harness.config import (
+    CompareConfig,
+    ResumeError,
+    check_resumable,
+    recorded_hyperparameters,
+    resolved_hyperparameters,
+)
 from larq_bamsprod.harness.distribute import is_chief, make_strategy
 from larq_bamsprod.harness.files import read_json, write_json_atomic, write_text_atomic
 from larq_bamsprod.harness.report import plot_curves, results_csv, results_markdown
@@ -69,6 +76,9 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
         previous = read_json(out / "config.json") or {}
         merged["optimizers"] = list(dict.fromkeys(previous.get("optimizers", []) + cfg.optimizers))
         merged["seeds"] = sorted(set(previous.get("seeds", [])) | set(cfg.seeds))
+        # What each optimizer's runs train with: a rerun must match it (check_resumable).
+        merged["hyperparameters"] = {**recorded_hyperparameters(out, previous),
+                                     **resolved_hyperparameters(cfg)}
         write_json_atomic(out / "config.json", merged)
     global_batch = cfg.batch_size
     data_ = load_data(cfg, global_batch)

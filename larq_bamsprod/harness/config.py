@@ -1,8 +1,26 @@
-"""What one comparison runs (:class:`CompareConfig`), and which of it a resumed run must match."""
+"""What one comparison runs (:class:`CompareConfig`), and which of it a rerun must match.
+
+A comparison's output folder records, in ``config.json``, every setting that changes what a
+run computes: the comparison's settings (:data:`_FAIRNESS_FIELDS`) and, per optimizer, its
+resolved hyperparameters (``registry.hyperparameters(name, overrides)``, defaults included).
+Rerunning into the same ``--output`` must match them; :func:`check_resumable` refuses any
+difference and lists it. What may change on a rerun, because every finished run stays valid:
+
+* ``seeds``: new seeds are added.
+* ``optimizers``: new optimizers (and variants) are added; one already recorded must keep
+  its hyperparameters.
+* ``epochs``: may grow only with ``schedule="constant"``, where step ``t`` does not depend
+  on the total number of steps, so a finished run continued from its last checkpoint equals
+  a run started with the larger budget. With ``cosine`` or ``step`` the schedule is
+  stretched over the total, so earlier steps would have been different: refused.
+* ``data_dir``, ``deterministic``, ``verbose``: where the data is read from, TensorFlow's op
+  determinism and the progress display do not change what is computed.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +31,12 @@ SCHEDULES = ("constant", "cosine", "step")
 DISTRIBUTE = (None, "mirrored", "multiworker")
 
 # Fields that must match for a resumed comparison to stay fair; optimizers and seeds may
-# be added to an existing output folder.
+# be added to an existing output folder (see the module docstring; epochs are checked by
+# _epoch_difference).
 _FAIRNESS_FIELDS = (
     "model",
     "model_args",
     "dataset",
-    "epochs",
     "batch_size",
     "steps_per_epoch",
     "train_subset",
@@ -27,6 +45,7 @@ _FAIRNESS_FIELDS = (
     "image_size",
     "augment",
     "mixed_precision",
+    "distribute",  # BatchNorm statistics are per replica
 )
 
 
@@ -83,6 +102,7 @@ class CompareConfig:
                 "distribute must be one of mirrored, multiworker (or unset), received "
                 f"distribute={self.distribute!r}"
             )
+        _check_hparams_name_compared_optimizers(self.hparams, self.optimizers)
         for opt, values in self.hparams.items():
             registry.hyperparameters(opt, values)
         from larq_bamsprod.harness import models
@@ -97,26 +117,113 @@ class ResumeError(RuntimeError):
     """A run folder's files cannot be resumed (missing or foreign checkpoint)."""
 
 
+def _check_hparams_name_compared_optimizers(hparams: dict, optimizers: list[str]) -> None:
+    """An override of an optimizer that is not compared would be ignored: refuse it."""
+    for opt, values in hparams.items():
+        if registry.canonical_name(opt) not in optimizers:
+            example = next(iter(values), "NAME")
+            raise ValueError(
+                f"--hparam {opt}.{example}=... is for optimizer {opt!r}, which is not in "
+                f"--optimizers {','.join(optimizers)}; add {opt} to --optimizers or drop "
+                "the --hparam"
+            )
+
+
 def _positive(name: str, value) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, received {name}={value!r}")
 
 
+def resolved_hyperparameters(cfg: CompareConfig) -> dict[str, dict]:
+    """Per optimizer of ``cfg``, every hyperparameter it trains with (defaults included),
+    as recorded in ``config.json``."""
+    return {name: describe_hparams(cfg, name) for name in cfg.optimizers}
+
+
+def _same(a, b) -> bool:
+    # As read back from JSON: tuples are lists, dict keys strings.
+    return json.loads(json.dumps(a, default=repr)) == json.loads(json.dumps(b, default=repr))
+
+
+def _setting_differences(previous: dict, cfg: CompareConfig) -> list[str]:
+    # A field missing from an older config.json had its default value then.
+    defaults = CompareConfig().to_json()
+    return [
+        f"{key}: {previous.get(key, defaults[key])!r} -> {getattr(cfg, key)!r}"
+        for key in _FAIRNESS_FIELDS
+        if not _same(previous.get(key, defaults[key]), getattr(cfg, key))
+    ]
+
+
+def _epoch_difference(previous: dict, cfg: CompareConfig) -> list[str]:
+    before = previous.get("epochs", CompareConfig.epochs)
+    if before == cfg.epochs or (before < cfg.epochs and cfg.schedule == "constant"):
+        return []
+    why = ("fewer epochs than the finished runs" if cfg.epochs < before else
+           f"schedule {cfg.schedule!r} spreads over all epochs; only --schedule constant "
+           "runs can be extended")
+    return [f"epochs: {before!r} -> {cfg.epochs!r} ({why})"]
+
+
+def recorded_hyperparameters(out: Path, previous: dict) -> dict[str, dict]:
+    """Per optimizer, the hyperparameters its runs in ``out`` trained with.
+
+    ``config.json`` holds them under ``hyperparameters``; folders written before it did
+    have them in each finished run's ``done.json``.
+    """
+    recorded = dict(previous.get("hyperparameters") or {})
+    for done in sorted(out.glob("runs/*-seed*/done.json")):
+        name = done.parent.name.rpartition("-seed")[0]
+        if name not in recorded and "hyperparameters" in (read_json(done) or {}):
+            recorded[name] = read_json(done)["hyperparameters"]
+    return recorded
+
+
+def identity_differences(before: dict, now: dict, prefix: str = "") -> list[str]:
+    """``["key: old -> new", ...]`` for every key of ``now`` recorded differently in
+    ``before``; nested dicts are compared key by key (``"bamsprod.learning_rate: ..."``)."""
+    differences = []
+    for key in now:
+        if key not in before:
+            continue
+        old, new = before[key], now[key]
+        if isinstance(old, dict) and isinstance(new, dict):
+            for sub in sorted(set(old) | set(new)):
+                a, b = old.get(sub, "<unset>"), new.get(sub, "<unset>")
+                if isinstance(a, dict) and isinstance(b, dict):
+                    differences += identity_differences({sub: a}, {sub: b}, f"{prefix}{key}.")
+                elif not _same(a, b):
+                    differences.append(f"{prefix}{key}.{sub}: {a!r} -> {b!r}")
+        elif not _same(old, new):
+            differences.append(f"{prefix}{key}: {old!r} -> {new!r}")
+    return differences
+
+
+def _hyperparameter_differences(out: Path, previous: dict, cfg: CompareConfig) -> list[str]:
+    # An optimizer not recorded yet is new: it is added to the comparison.
+    return identity_differences(recorded_hyperparameters(out, previous),
+                                resolved_hyperparameters(cfg))
+
+
 def check_resumable(cfg: CompareConfig) -> None:
-    """Raise a ValueError if ``cfg.output`` holds a comparison with other settings."""
+    """Raise a ValueError if ``cfg.output`` holds a comparison with other settings.
+
+    Lists every difference: the settings of :data:`_FAIRNESS_FIELDS`, ``epochs`` (which
+    may only grow, and only with the constant schedule) and the resolved hyperparameters
+    of every optimizer ``cfg`` shares with the recorded comparison.
+    """
     out = Path(cfg.output)
     previous = read_json(out / "config.json")
     if previous is None:
         return
-    # A field missing from an older config.json had its default value then.
-    defaults = CompareConfig().to_json()
-    changed = [k for k in _FAIRNESS_FIELDS if previous.get(k, defaults[k]) != getattr(cfg, k)]
-    if changed:
-        details = ", ".join(f"{k}: {previous.get(k, defaults[k])!r} -> {getattr(cfg, k)!r}"
-                            for k in changed)
+    differences = (_setting_differences(previous, cfg) + _epoch_difference(previous, cfg)
+                   + _hyperparameter_differences(out, previous, cfg))
+    if differences:
         raise ValueError(
-            f"{out} holds a comparison with different settings ({details}); results would "
-            "not be comparable. Use another --output, or delete the folder to start again."
+            f"{out} holds a comparison with different settings ({'; '.join(differences)}); "
+            "its runs would not be comparable with these. Use another --output, or delete "
+            "the folder to start again. Seeds and optimizers may be added; epochs only with "
+            "--schedule constant."
         )
 
 

@@ -55,9 +55,11 @@ __all__ = [
     "DatasetInfo",
     "DatasetUnavailableError",
     "FASHION_MNIST_MTIMES",
+    "availability",
     "cardinality",
     "default_data_dir",
     "get_info",
+    "is_prepared",
     "load",
     "prepare",
     "restore_gzip_header",
@@ -347,6 +349,25 @@ def prepare(
                            missing + f"its download hosts {hosts} cannot be reached")
     builder.download_and_prepare(download_config=_download_config(max_examples_per_split))
     return builder
+
+
+def is_prepared(name: str, data_dir: str | None = None) -> bool:
+    """Whether ``data_dir`` holds the prepared dataset ``name`` (nothing is built)."""
+    get_info(name)
+    return _is_prepared(tfds.builder(name, data_dir=data_dir or default_data_dir()))
+
+
+def availability(name: str, data_dir: str | None = None,
+                 fashion_mnist_dir: str | None = None) -> str:
+    """One line: whether ``name`` is installed in ``data_dir``, else how to get it."""
+    info = get_info(name)
+    if is_prepared(name, data_dir):
+        return "installed"
+    if name == "fashion_mnist":
+        source = _fashion_mnist_source(fashion_mnist_dir)
+        if all((source / f).is_file() for f in FASHION_MNIST_MTIMES):
+            return f"not installed; built offline on first use from Debian's files in {source}"
+    return f"not installed; to get it: {info.offline_hint}"
 
 
 def _check_positive_int(name: str, value, optional: bool = False) -> None:

@@ -44,3 +44,26 @@ def _jsonable(obj):
     if value is obj:
         raise TypeError(f"not JSON-serializable: {obj!r}")
     return value
+
+
+def check_writable_folder(path: str | os.PathLike, flag: str = "--output") -> None:
+    """Raise a ValueError unless ``path`` is a folder that exists or can be made, writable.
+
+    Nothing is left behind: the write test is a temporary file, deleted at once, in
+    ``path`` or in its nearest existing parent.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {str(path)!r} is a file, not a folder; give a new folder or "
+                         "the folder of an earlier run")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{flag} {str(path)!r} cannot be created: {str(existing)!r} is a "
+                         "file; give a folder path")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as error:
+        raise ValueError(f"{flag} {str(path)!r} is not writable ({error.strerror} in "
+                         f"{str(existing)!r}); give a folder you can write to") from None

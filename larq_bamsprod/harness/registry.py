@@ -125,7 +125,47 @@ def hyperparameters(name: str, overrides: dict[str, Any] | None = None) -> dict[
             f"variables, as in Bop's recipe) or None (BAMSProd trains every variable), "
             f"received fp_learning_rate={fp_learning_rate!r} for optimizer {name!r}"
         )
+    check_base_values(name, params)
     return params
+
+
+# What each numeric hyperparameter must be, for every optimizer. The base rates are checked
+# here because make_optimizer hands the optimizers a schedule (base rate x shape), which
+# their own constructors cannot check; the rest are checked again by the constructors.
+_POSITIVE = ("learning_rate", "fp_learning_rate", "final_lr", "gamma")
+_UNIT_INTERVAL = ("beta_1", "beta_2", "momentum")
+_NON_NEGATIVE = ("epsilon", "threshold")
+
+
+def check_base_values(name: str, params: dict[str, Any]) -> None:
+    """Raise a ValueError (wrong range) or TypeError (not a number) naming the hyperparameter,
+    its value and optimizer ``name``. ``beta_1`` of ``bamsprod`` may also be one of
+    :data:`BETA_1_SCHEDULES`."""
+    for key, value in params.items():
+        if value is None and key == "fp_learning_rate":
+            continue
+        if key == "beta_1" and isinstance(value, str) and base_name(name) == "bamsprod":
+            if value not in BETA_1_SCHEDULES:
+                raise ValueError(
+                    f"beta_1 must be a number in [0, 1) or one of {', '.join(BETA_1_SCHEDULES)}"
+                    f", received beta_1={value!r} for optimizer {name!r}"
+                )
+            continue
+        if key not in _POSITIVE + _UNIT_INTERVAL + _NON_NEGATIVE:
+            continue
+        if not is_real(value):
+            raise TypeError(
+                f"{key} must be a number, received {key}={value!r} for optimizer {name!r}"
+            )
+        if key in _POSITIVE and not value > 0:
+            raise ValueError(f"{key} must be > 0, received {key}={value!r} for optimizer "
+                             f"{name!r}")
+        if key in _UNIT_INTERVAL and not 0 <= value < 1:
+            raise ValueError(f"{key} must be in [0, 1), received {key}={value!r} for "
+                             f"optimizer {name!r}")
+        if key in _NON_NEGATIVE and not value >= 0:
+            raise ValueError(f"{key} must be >= 0, received {key}={value!r} for optimizer "
+                             f"{name!r}")
 
 
 BETA_1_SCHEDULES = ("inverse_time", "corollary4")
@@ -222,8 +262,12 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
             )
         opt = canonical_name(opt)
         out.setdefault(opt, {})[hparam] = _parse_value(raw)
+        try:
+            hyperparameters(opt, {hparam: out[opt][hparam]})  # now, not mid-run
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"--hparam {item}: {err}") from None
     for opt, values in out.items():
-        hyperparameters(opt, values)  # validates the names now, not mid-run
+        hyperparameters(opt, values)  # the combination too
     return out
 
 

@@ -161,8 +161,16 @@ def run_one(
     chief = is_chief(strategy)
     done = read_json(run_dir / "done.json")
     if done is not None:
-        log(f"{optimizer_name} seed {seed}: finished earlier, skipped")
-        return done["history"]
+        recorded = done.get("hyperparameters", describe_hparams(cfg, optimizer_name))
+        if recorded != describe_hparams(cfg, optimizer_name):
+            raise ResumeError(
+                f"{run_dir} finished with hyperparameters {recorded}, not "
+                f"{describe_hparams(cfg, optimizer_name)}; use another --output"
+            )
+        if len(done["history"]) >= cfg.epochs:
+            log(f"{optimizer_name} seed {seed}: finished earlier, skipped")
+            return done["history"]
+        # More epochs with the constant schedule (config.py): continue from the checkpoint.
     history: list[dict] = read_json(run_dir / "history.json", []) or []
     total_steps = cfg.epochs * data_.steps_per_epoch
     init_path = _init_weights(cfg, data_, strategy, seed, out)

@@ -62,9 +62,12 @@ __all__ = [
     "ResizeToInput",
     "TFDSImageDataset",
     "canonical_recipe",
+    "check_resumable",
+    "input_notes",
     "make_recipe",
     "parse_config",
     "recipe_class",
+    "recipe_identity",
     "recipe_schedule_shape",
     "to_legacy",
 ]
@@ -285,6 +288,11 @@ class _RecipeOverrides:
     optimizer_name: str = Field("bamsprod")
     optimizer_hparams: dict[str, Any] = Field(lambda: {})
     schedule: str = Field("recipe")
+    # The configuration given on top of the recipe (``--set``), recorded in recipe.json.
+    config_overrides: dict[str, Any] = Field(lambda: {})
+    # larq-zoo's final <model>.h5, <model>_weights.h5 and <model>.json repeat what the
+    # checkpoint holds and are the bulk of the output (hundreds of MB): off unless asked.
+    save_weights: bool = Field(False)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -335,6 +343,10 @@ class _RecipeOverrides:
             registry.hyperparameters(self.optimizer_name, self.optimizer_hparams)
 
     def run(self):
+        from larq_bamsprod.harness.files import write_json_atomic
+
+        # What this folder's checkpoint is a run of, before the first step (check_resumable).
+        write_json_atomic(Path(self.output_dir) / "recipe.json", recipe_identity(self))
         super().run()
         # Also a plain record of the run: what trained, and each epoch's metrics (appended
         # to when a run resumes, as larq-zoo's run() does from its checkpoint).
@@ -356,6 +368,77 @@ class _RecipeOverrides:
             "history": merged,
         }
         path.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def recipe_identity(task) -> dict[str, Any]:
+    """Every setting of ``task`` that changes what its run computes, JSON-clean."""
+    hyperparameters = None
+    if task.optimizer_name != "recipe":
+        hyperparameters = {
+            k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
+            for k, v in registry.hyperparameters(task.optimizer_name,
+                                                 task.optimizer_hparams).items()
+        }
+    identity = {
+        "recipe": task._recipe_class.__name__,
+        "optimizer": task.optimizer_name,
+        "hyperparameters": hyperparameters,
+        "schedule": task.schedule,
+        "dataset": getattr(task.dataset, "name", type(task.dataset).__name__),
+        "epochs": task.epochs,
+        "batch_size": task.batch_size,
+        "steps_per_epoch": task.steps_per_epoch,
+        "input_shape": list(task.input_shape),
+        "config": dict(task.config_overrides),
+    }
+    return json.loads(json.dumps(identity, default=repr))
+
+
+_IDENTITY_IN_HISTORY = ("recipe", "optimizer", "dataset", "epochs", "batch_size",
+                        "steps_per_epoch", "input_shape")
+
+
+def check_resumable(task) -> bool:
+    """Whether ``task``'s output folder holds its finished run; a ValueError listing the
+    differences if it holds another run (another optimizer, its hyperparameters, dataset,
+    epochs, ... :func:`recipe_identity`). Nothing is written."""
+    from larq_bamsprod.harness.config import identity_differences
+    from larq_bamsprod.harness.files import read_json
+
+    out = Path(task.output_dir)
+    recorded = read_json(out / "recipe.json")
+    history = read_json(out / "history.json")
+    if recorded is None and history is not None:  # written before recipe.json existed
+        recorded = {k: history[k] for k in _IDENTITY_IN_HISTORY if k in history}
+    if recorded is None:
+        if (out / "stats.json").exists() or (out / "model.index").exists():
+            raise ValueError(
+                f"{out} holds a larq-zoo checkpoint without a record of what it trained; "
+                "use another --output, or delete the folder to start again"
+            )
+        return False
+    differences = identity_differences(recorded, recipe_identity(task))
+    if differences:
+        raise ValueError(
+            f"{out} holds a run of other settings ({'; '.join(differences)}); resuming it "
+            "would continue those weights under these settings. Use another --output, or "
+            "delete the folder to start again"
+        )
+    epochs_done = len(((history or {}).get("history") or {}).get("loss", []))
+    return epochs_done >= task.epochs
+
+
+def input_notes(task) -> list[str]:
+    """What is done to the dataset's images to fit the model's input, in words."""
+    info = task.dataset.info.features["image"]
+    shape = tuple(info.shape)
+    target = tuple(task.input_shape)
+    if shape == target or None in shape:
+        return []
+    name = getattr(task.dataset, "name", "the dataset")
+    size = "x".join(str(d) for d in shape)
+    return [f"{name}'s {size} images are resized to {'x'.join(map(str, target))}, the "
+            "model's input (set it with --image-size)"]
 
 
 def _optimizer_classes(optimizer) -> list[str]:
@@ -484,6 +567,7 @@ def make_recipe(
                                   or value < 1):
             raise ValueError(f"{arg} must be a positive int, received {arg}={value!r}")
     conf: dict[str, Any] = {
+        "config_overrides": dict(overrides or {}),
         "optimizer_name": optimizer,
         "optimizer_hparams": dict(hparams or {}),
         "schedule": schedule,

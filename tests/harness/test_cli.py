@@ -1,0 +1,183 @@
+"""The ``larq-bamsprod`` command as a user meets it: bad input is refused before anything is
+written, in one line naming the argument, the value and the fix; a quiet start; ``list``."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from larq_bamsprod.harness import cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import synthetic_fmnist  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return synthetic_fmnist.make(tmp_path_factory.mktemp("fmnist"), n=64)
+
+
+def _compare_argv(data_dir, output, *extra):
+    return ["compare", "--dataset", "fashion_mnist", "--data-dir", data_dir,
+            "--optimizers", "bamsprod,bop", "--epochs", "1", "--batch-size", "32",
+            "--steps-per-epoch", "2", "--output", str(output), "--verbose", "0", *extra]
+
+
+def _one_error_line(capsys, prog="larq-bamsprod compare"):
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"{prog}: error: "), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--hparam", "bamsprod.learning_rate=-1"],
+     "--hparam bamsprod.learning_rate=-1: learning_rate must be > 0, received learning_rate=-1"),
+    (["--hparam", "bamsprod.beta_1=1.5"],
+     "--hparam bamsprod.beta_1=1.5: beta_1 must be in [0, 1), received beta_1=1.5"),
+    (["--hparam", "bamsprod.bound_target=max"],
+     "optimizer bamsprod (set with --hparam bamsprod.NAME=VALUE): bound_target must be a "
+     "float > 0, one of ['mean'] or None, received bound_target='max'"),
+    (["--hparam", "bamsprod.learning_rate=abc"],
+     "--hparam bamsprod.learning_rate=abc: learning_rate must be a number, received "
+     "learning_rate='abc'"),
+    (["--hparam", "bop.gamma=0"], "gamma must be > 0, received gamma=0"),
+    (["--hparam", "adam.learning_rate=0.1"],
+     "--hparam adam.learning_rate=... is for optimizer 'adam', which is not in --optimizers "
+     "bamsprod,bop; add adam to --optimizers or drop the --hparam"),
+    (["--dataset", "imagenet2012"],
+     "dataset 'imagenet2012' is not prepared in data_dir="),
+])
+def test_bad_input_is_refused_in_one_line_before_anything_is_written(
+        data_dir, tmp_path, capsys, extra, expected):
+    output = tmp_path / "out"
+    assert cli.main(_compare_argv(data_dir, output, *extra)) == 2
+    line = _one_error_line(capsys)
+    assert expected in line
+    assert not output.exists()
+
+
+def test_an_existing_file_as_output_is_refused(data_dir, tmp_path, capsys):
+    output = tmp_path / "results.txt"
+    output.write_text("keep me")
+    assert cli.main(_compare_argv(data_dir, output)) == 2
+    assert f"--output '{output}' is a file, not a folder" in _one_error_line(capsys)
+    assert output.read_text() == "keep me"
+
+
+def test_an_output_that_cannot_be_created_is_refused(data_dir, tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    output = tmp_path / "file" / "out"
+    assert cli.main(_compare_argv(data_dir, output)) == 2
+    assert f"--output '{output}' cannot be created: '{tmp_path / 'file'}' is a file" in (
+        _one_error_line(capsys))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_an_unwritable_output_is_refused(data_dir, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert cli.main(_compare_argv(data_dir, locked / "out")) == 2
+    assert "is not writable" in _one_error_line(capsys)
+
+
+def test_an_unwritable_system_path_is_refused(data_dir, capsys):
+    # /proc accepts no new files, even from root.
+    assert cli.main(_compare_argv(data_dir, "/proc/larq-bamsprod-out")) == 2
+    assert "--output '/proc/larq-bamsprod-out' is not writable" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["compare", "--epochs", "0"],
+     "larq-bamsprod compare: error: argument --epochs: expected a positive integer, "
+     "received '0'; see `larq-bamsprod compare --help`"),
+    (["compare", "--seeds", "a"], "argument --seeds: expected comma-separated integers"),
+    (["recipe"], "larq-bamsprod recipe: error: the following arguments are required: NAME"),
+    (["train"], "larq-bamsprod: error: argument command: invalid choice: 'train'"),
+])
+def test_usage_errors_are_one_line_without_the_usage_block(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert expected in err and "usage:" not in err
+
+
+def test_recipe_takes_hparams_as_compare_does(data_dir, tmp_path, capsys):
+    argv = ["recipe", "TrainQuickNet", "--dataset", "fashion_mnist", "--data-dir", data_dir,
+            "--output", str(tmp_path / "out")]
+    assert cli.main(argv + ["--hparam", "bamsprod.learning_rate=-0.1"]) == 2
+    line = _one_error_line(capsys, "larq-bamsprod recipe")
+    assert "--hparam bamsprod.learning_rate=-0.1: learning_rate must be > 0" in line
+    assert cli.main(argv + ["--hparam", "adam.learning_rate=0.1"]) == 2
+    line = _one_error_line(capsys, "larq-bamsprod recipe")
+    assert ("--hparam 'adam.learning_rate=0.1' is for optimizer 'adam', but --optimizer is "
+            "bamsprod; write --hparam bamsprod.NAME=VALUE") in line
+    assert cli.main(argv + ["--hparam", "bamsprod.bound_target=max"]) == 2
+    assert "bound_target='max'" in _one_error_line(capsys, "larq-bamsprod recipe")
+    assert not (tmp_path / "out").exists()
+
+
+def test_recipe_short_and_qualified_hparams_are_the_same():
+    assert cli._recipe_hparams("bamsprod", ["learning_rate=0.1"]) == {"learning_rate": 0.1}
+    assert cli._recipe_hparams("bamsprod", ["bamsprod.learning_rate=0.1"]) == {
+        "learning_rate": 0.1}
+
+
+def _launch(*argv, env_extra=None):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(PYTHONPATH=str(REPO), **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "larq_bamsprod_cli", *argv], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+@pytest.mark.slow
+def test_help_starts_without_tensorflow_log_noise():
+    result = _launch("--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith("usage: larq-bamsprod")
+    assert "--verbose" in result.stdout
+
+
+@pytest.mark.slow
+def test_errors_are_the_only_line_on_stderr():
+    result = _launch("compare", "--hparam", "bamsprod.learning_rate=-1")
+    assert result.returncode == 2
+    assert result.stderr.startswith("larq-bamsprod compare: error: --hparam bamsprod.")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_top_level_verbose_is_told_from_the_commands_own():
+    import larq_bamsprod_cli
+
+    assert larq_bamsprod_cli.wants_tf_logs(["--verbose", "list"])
+    assert not larq_bamsprod_cli.wants_tf_logs(["compare", "--verbose", "2"])
+    assert not larq_bamsprod_cli.wants_tf_logs(["--help"])
+
+
+def test_list_marks_installed_datasets_and_how_to_get_the_others(data_dir, capsys):
+    assert cli.main(["list", "--data-dir", data_dir]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert rows["fashion_mnist"].split(None, 1)[1] == "installed"
+    assert "not installed; to get it: " in rows["cifar10"]
+    assert "tfds build cifar10" in rows["cifar10"]
+    assert "ILSVRC2012_img_train.tar" in rows["imagenet2012"]
+    assert f"TFDS data_dir {data_dir}" in out
+
+
+def test_list_gives_the_models_smallest_input(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert rows["QuickNetSmall"].endswith("min input 32x32")
+    assert rows["BinaryAlexNet"].endswith("min input 64x64")
+    assert rows["BinaryCNN"].endswith("any input size")
+    assert "TrainQuickNet" in out
