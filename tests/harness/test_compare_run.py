@@ -98,7 +98,7 @@ def test_changed_settings_in_an_existing_output_are_refused(data_dir, tmp_path):
     _ok(_compare(data_dir, tmp_path, optimizers="sgdm", epochs=1))
     result = _compare(data_dir, tmp_path, optimizers="sgdm", epochs=2)
     assert result.returncode == 2
-    assert "different settings (epochs: 1 -> 2)" in result.stderr
+    assert "different settings (epochs: 1 -> 2 (schedule 'cosine' spreads" in result.stderr
 
 
 def test_sigkill_at_random_points_then_resume_equals_uninterrupted_run(data_dir, tmp_path):

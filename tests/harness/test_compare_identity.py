@@ -1,0 +1,162 @@
+"""What a rerun into an existing ``--output`` may change: runs are identified by every
+setting that changes what they compute, hyperparameters included (config.py)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from larq_bamsprod.harness import config
+from larq_bamsprod.harness.files import write_json_atomic
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import synthetic_fmnist  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _recorded(tmp_path, **settings):
+    """An output folder as compare leaves it for ``settings``."""
+    cfg = config.CompareConfig(output=str(tmp_path), **settings)
+    write_json_atomic(tmp_path / "config.json",
+                      {**cfg.to_json(),
+                       "hyperparameters": config.resolved_hyperparameters(cfg)})
+    return cfg
+
+
+def _refusal(tmp_path, **settings):
+    with pytest.raises(ValueError, match="holds a comparison with different settings") as err:
+        config.check_resumable(config.CompareConfig(output=str(tmp_path), **settings))
+    return str(err.value)
+
+
+def test_a_changed_hyperparameter_is_refused_and_named(tmp_path):
+    _recorded(tmp_path, optimizers=["bamsprod", "bop"])
+    message = _refusal(tmp_path, optimizers=["bamsprod", "bop"],
+                       hparams={"bamsprod": {"learning_rate": 0.1}, "bop": {"gamma": 1e-3}})
+    assert "bamsprod.learning_rate: 0.01 -> 0.1" in message
+    assert "bop.gamma: 0.0001 -> 0.001" in message
+
+
+def test_an_override_equal_to_the_default_is_the_same_run(tmp_path):
+    _recorded(tmp_path, optimizers=["bamsprod"])
+    config.check_resumable(config.CompareConfig(
+        output=str(tmp_path), optimizers=["bamsprod"],
+        hparams={"bamsprod": {"learning_rate": 0.01}}))
+
+
+def test_a_changed_default_counts_as_a_change(tmp_path, monkeypatch):
+    # Resolved values are recorded, so a new library default cannot slip into old runs.
+    _recorded(tmp_path, optimizers=["adam"])
+    from larq_bamsprod.harness import registry
+
+    monkeypatch.setitem(registry.DEFAULT_HPARAMS, "adam",
+                        {**registry.DEFAULT_HPARAMS["adam"], "learning_rate": 3e-4})
+    assert "adam.learning_rate: 0.001 -> 0.0003" in _refusal(tmp_path, optimizers=["adam"])
+
+
+def test_seeds_and_optimizers_may_be_added(tmp_path):
+    _recorded(tmp_path, optimizers=["bamsprod"], seeds=[0])
+    config.check_resumable(config.CompareConfig(
+        output=str(tmp_path), optimizers=["bamsprod", "adam"], seeds=[0, 1],
+        hparams={"adam": {"learning_rate": 0.1}}))
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"epochs": 6}, "epochs: 5 -> 6 (schedule 'cosine' spreads over all epochs"),
+    ({"epochs": 4}, "epochs: 5 -> 4 (fewer epochs than the finished runs)"),
+    ({"distribute": "mirrored"}, "distribute: None -> 'mirrored'"),
+    ({"batch_size": 64}, "batch_size: 128 -> 64"),
+])
+def test_other_changes_are_refused(tmp_path, change, expected):
+    _recorded(tmp_path)
+    assert expected in _refusal(tmp_path, **change)
+
+
+def test_epochs_may_grow_with_the_constant_schedule(tmp_path):
+    _recorded(tmp_path, schedule="constant")
+    config.check_resumable(config.CompareConfig(output=str(tmp_path), schedule="constant",
+                                                epochs=8))
+
+
+def test_folders_from_before_the_record_are_checked_against_done_json(tmp_path):
+    cfg = config.CompareConfig(output=str(tmp_path), optimizers=["sgdm"])
+    write_json_atomic(tmp_path / "config.json", cfg.to_json())  # no "hyperparameters"
+    write_json_atomic(tmp_path / "runs" / "sgdm-seed0" / "done.json",
+                      {"history": [], "hyperparameters": config.describe_hparams(cfg, "sgdm")})
+    assert "sgdm.momentum: 0.9 -> 0.5" in _refusal(
+        tmp_path, optimizers=["sgdm"], hparams={"sgdm": {"momentum": 0.5}})
+
+
+# ------------------------------------------------------------------ the command itself
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return synthetic_fmnist.make(tmp_path_factory.mktemp("fmnist"), n=128)
+
+
+def _compare(data_dir, output, *extra, optimizers="bamsprod", epochs=1, seeds="0",
+             schedule="cosine"):
+    args = [sys.executable, "-m", "larq_bamsprod_cli", "compare", "--model", "BinaryCNN",
+            "--dataset", "fashion_mnist", "--optimizers", optimizers, "--epochs", str(epochs),
+            "--batch-size", "32", "--steps-per-epoch", "2", "--seeds", seeds,
+            "--schedule", schedule, "--data-dir", data_dir, "--output", str(output),
+            "--verbose", "0", *extra]
+    # The command as installed (quiet start: stderr holds only the command's own lines).
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _ok(result):
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def _history(output, name, seed=0):
+    return json.loads((Path(output) / "runs" / f"{name}-seed{seed}" / "history.json").read_text())
+
+
+@pytest.mark.slow
+def test_rerun_with_another_learning_rate_is_refused_and_changes_nothing(data_dir, tmp_path):
+    _ok(_compare(data_dir, tmp_path))
+    files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    result = _compare(data_dir, tmp_path, "--hparam", "bamsprod.learning_rate=0.1")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bamsprod.learning_rate: 0.01 -> 0.1" in lines[0], lines
+    assert "finished earlier, skipped" not in result.stdout
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files
+
+
+@pytest.mark.slow
+def test_a_finished_comparison_takes_more_seeds_and_optimizers(data_dir, tmp_path):
+    _ok(_compare(data_dir, tmp_path))
+    first = _history(tmp_path, "bamsprod")
+    out = _ok(_compare(data_dir, tmp_path, "--hparam", "sgdm.learning_rate=0.05",
+                       optimizers="bamsprod,sgdm", seeds="0,1"))
+    assert out.count("finished earlier, skipped") == 1  # bamsprod seed 0
+    assert _history(tmp_path, "bamsprod") == first
+    recorded = json.loads((tmp_path / "config.json").read_text())
+    assert recorded["seeds"] == [0, 1] and recorded["optimizers"] == ["bamsprod", "sgdm"]
+    assert recorded["hyperparameters"]["sgdm"]["learning_rate"] == 0.05
+    assert recorded["hyperparameters"]["bamsprod"]["learning_rate"] == 0.01
+    for name, seed in (("sgdm", 0), ("sgdm", 1), ("bamsprod", 1)):
+        assert len(_history(tmp_path, name, seed)) == 1
+
+
+@pytest.mark.slow
+def test_more_epochs_with_the_constant_schedule_equal_a_longer_run(data_dir, tmp_path):
+    _ok(_compare(data_dir, tmp_path / "long", epochs=2, schedule="constant"))
+    _ok(_compare(data_dir, tmp_path / "grown", epochs=1, schedule="constant"))
+    out = _ok(_compare(data_dir, tmp_path / "grown", epochs=2, schedule="constant"))
+    assert "resumed after epoch 1" in out
+    grown, long = _history(tmp_path / "grown", "bamsprod"), _history(tmp_path / "long", "bamsprod")
+
+    def losses(history):
+        return [(r["train_loss"], r["test_loss"], r["test_accuracy"]) for r in history]
+
+    assert losses(grown) == losses(long)
