@@ -188,9 +188,9 @@ def _model_args(items: list[str]) -> dict:
 def _compare_config(args):
     """Check every input before anything is written or trained (ValueError names the bad one).
 
-    Order: the settings themselves; the output folder; the dataset (prepared now, or how to
-    get it); every optimizer, built as training will build it; the model arguments; the
-    settings recorded in the output folder by an earlier run.
+    Order: the settings themselves; the output folder; the model arguments; the settings
+    recorded in the output folder by an earlier run; the dataset (prepared now, or how to
+    get it); every optimizer, built as training will build it.
     """
     from larq_bamsprod.harness import compare, models, registry
 
@@ -217,10 +217,10 @@ def _compare_config(args):
         verbose=args.verbose,
     )
     _check_output(cfg.output)
-    steps = _check_data(cfg)
-    _check_optimizers(cfg, cfg.epochs * steps)
     _check_model_args(cfg)
     compare.check_resumable(cfg)
+    steps = _check_data(cfg)  # may build or download the dataset: after the cheap checks
+    _check_optimizers(cfg, cfg.epochs * steps)
     return cfg
 
 
