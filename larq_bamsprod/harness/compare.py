@@ -43,6 +43,7 @@ from larq_bamsprod.harness.config import (
 )
 from larq_bamsprod.harness.distribute import is_chief, make_strategy
 from larq_bamsprod.harness.files import read_json, write_json_atomic, write_text_atomic
+from larq_bamsprod.harness.models import input_note
 from larq_bamsprod.harness.report import plot_curves, results_csv, results_markdown
 from larq_bamsprod.harness.summary import summarize
 from larq_bamsprod.harness.training import load_data, run_one
@@ -82,6 +83,9 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
         write_json_atomic(out / "config.json", merged)
     global_batch = cfg.batch_size
     data_ = load_data(cfg, global_batch)
+    notes = [note for note in (input_note(cfg.model, data_.input_shape),) if note]
+    for note in notes:
+        log(f"Note: {note}.")
     histories: dict[tuple[str, int], list[dict]] = {}
     total = len(cfg.optimizers) * len(cfg.seeds)
     started = time.perf_counter()
@@ -95,6 +99,7 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
             tf.keras.backend.clear_session()
     summary = summarize(histories)
     summary["config"] = cfg.to_json()
+    summary["notes"] = notes
     summary["wall_seconds"] = time.perf_counter() - started
     if chief:
         write_json_atomic(out / "results.json", summary)

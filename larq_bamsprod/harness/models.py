@@ -68,7 +68,7 @@ import tensorflow as tf
 
 from larq_bamsprod.hyperparameters import is_real
 
-__all__ = ["MODELS", "ZOO_MIN_INPUT", "build_model"]
+__all__ = ["MODELS", "ZOO_MIN_INPUT", "build_model", "enlarged_input", "input_note"]
 
 _BN = {"momentum": 0.9, "epsilon": 1e-5}
 _INIT = "glorot_normal"  # truncated normal: the paper's initialization
@@ -308,6 +308,26 @@ def _zoo_model(zoo_name: str, input_shape: tuple[int, int, int], num_classes: in
     inputs = tf.keras.Input(input_shape)
     x = tf.keras.layers.Resizing(*target, interpolation="bilinear", name="resize")(inputs)
     return tf.keras.Model(inputs, inner(x), name=inner.name)
+
+
+def enlarged_input(name: str, input_shape: tuple[int, int, int]) -> tuple[int, int] | None:
+    """The ``(height, width)`` model ``name`` enlarges ``input_shape`` to inside itself
+    (``ZOO_MIN_INPUT``), or None when it takes the input as it is."""
+    side = ZOO_MIN_INPUT.get(registered_name(name), 0)
+    height, width = input_shape[:2]
+    target = (max(height, side), max(width, side))
+    return None if target == (height, width) else target
+
+
+def input_note(name: str, input_shape: tuple[int, int, int]) -> str | None:
+    """One sentence saying that model ``name`` resizes ``input_shape``, or None."""
+    target = enlarged_input(name, input_shape)
+    if target is None:
+        return None
+    key = registered_name(name)
+    return (f"{key} needs inputs of at least {ZOO_MIN_INPUT[key]}x{ZOO_MIN_INPUT[key]}: "
+            f"the {input_shape[0]}x{input_shape[1]} images are enlarged to "
+            f"{target[0]}x{target[1]} (bilinear) inside the model")
 
 
 MODELS: dict[str, Callable[..., tf.keras.Model]] = {

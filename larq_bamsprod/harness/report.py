@@ -60,6 +60,7 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
             + (f", {cfg.steps_per_epoch} steps/epoch" if cfg.steps_per_epoch else "")
             + (f", test subset {cfg.test_subset}" if cfg.test_subset else "")
             + ". Mean ± std over seeds; 'epoch reaching' lists one entry per seed.\n\n"
+            + "".join(f"Note: {note}.\n\n" for note in summary.get("notes", []))
             + text
         )
     return text

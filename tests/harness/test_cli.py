@@ -181,3 +181,51 @@ def test_list_gives_the_models_smallest_input(capsys):
     assert rows["BinaryAlexNet"].endswith("min input 64x64")
     assert rows["BinaryCNN"].endswith("any input size")
     assert "TrainQuickNet" in out
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_with_one_line_saying_how_to_resume(data_dir, tmp_path):
+    import signal
+    import time
+
+    argv = _compare_argv(data_dir, tmp_path, "--epochs", "20")
+    argv[argv.index("--optimizers") + 1] = "sgdm"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "larq_bamsprod_cli", *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    history = tmp_path / "runs" / "sgdm-seed0" / "history.json"
+    deadline = time.monotonic() + 300
+    while not history.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [
+        "larq-bamsprod compare: interrupted; finished epochs are saved, run the same "
+        "command again to resume"]
+
+
+def test_input_note_names_the_model_the_sizes_and_nothing_for_native_inputs():
+    from larq_bamsprod.harness import models
+
+    assert models.input_note("quicknetsmall", (28, 28, 1)) == (
+        "QuickNetSmall needs inputs of at least 32x32: the 28x28 images are enlarged to "
+        "32x32 (bilinear) inside the model")
+    assert models.input_note("QuickNetSmall", (32, 32, 3)) is None
+    assert models.input_note("BinaryCNN", (28, 28, 1)) is None
+
+
+@pytest.mark.slow
+def test_compare_says_once_and_in_results_md_that_images_are_enlarged(data_dir, tmp_path):
+    argv = _compare_argv(data_dir, tmp_path, "--model", "QuickNetSmall", "--test-subset", "32")
+    argv[argv.index("--optimizers") + 1] = "sgd"
+    argv[argv.index("--steps-per-epoch") + 1] = "1"
+    result = subprocess.run([sys.executable, "-m", "larq_bamsprod_cli", *argv],
+                            env={**os.environ, "PYTHONPATH": str(REPO)},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    note = ("Note: QuickNetSmall needs inputs of at least 32x32: the 28x28 images are "
+            "enlarged to 32x32 (bilinear) inside the model.")
+    assert result.stdout.count(note) == 2  # once when it starts, once in the table it prints
+    assert result.stdout.splitlines()[0] == note
+    assert note in (tmp_path / "results.md").read_text()
