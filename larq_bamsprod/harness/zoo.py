@@ -417,7 +417,10 @@ def check_resumable(task) -> bool:
                 "use another --output, or delete the folder to start again"
             )
         return False
-    differences = identity_differences(recorded, recipe_identity(task))
+    now = recipe_identity(task)
+    if recorded.get("optimizer", now["optimizer"]) != now["optimizer"]:
+        now.pop("hyperparameters")  # another optimizer: its settings say nothing more
+    differences = identity_differences(recorded, now)
     if differences:
         raise ValueError(
             f"{out} holds a run of other settings ({'; '.join(differences)}); resuming it "

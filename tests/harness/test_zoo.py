@@ -63,6 +63,8 @@ TINY = {
 EAGER = {"TrainBinaryResNetE18"}
 QUICK = {"use_tensorboard": False, "validation_frequency": 2}
 RUNS = [(recipe, optimizer) for recipe in TINY for optimizer in ("bamsprod", "bop")]
+# The recipe's own optimizer, made legacy: what makes TrainQuickNet run on TF >= 2.11.
+RUNS.append(("TrainQuickNet", "recipe"))
 
 
 @pytest.fixture(scope="module", params=RUNS, ids=["-".join(run) for run in RUNS])
@@ -106,6 +108,14 @@ def test_recipe_trains_with_the_requested_optimizer(trained):
     if trained.optimizer == "bamsprod":
         assert isinstance(optimizer, legacy.BAMSProd)
         assert int(optimizer.iterations) == 2
+    elif trained.optimizer == "recipe":  # QuickNet's: Adam on binary kernels, SGD elsewhere
+        assert isinstance(optimizer, lq.optimizers.CaseOptimizer)
+        adam, sgd = optimizer.optimizers
+        assert type(adam) is tf.keras.optimizers.legacy.Adam
+        assert type(sgd) is tf.keras.optimizers.legacy.SGD
+        assert int(adam.iterations) == 2 and int(sgd.iterations) == 2
+        to_adam = [i for i in optimizer.var_opt_mapping.values() if i == 0]
+        assert len(to_adam) == len(binary)
     else:
         assert isinstance(optimizer, lq.optimizers.CaseOptimizer)
         bop = optimizer.optimizers[0]
@@ -116,8 +126,8 @@ def test_recipe_trains_with_the_requested_optimizer(trained):
 
 def test_recipe_run_writes_history_naming_the_optimizer(trained):
     history = json.loads((trained.output / "history.json").read_text())
-    expected = ["BAMSProd"] if trained.optimizer == "bamsprod" else ["CaseOptimizer", "Bop",
-                                                                      "Adam"]
+    expected = {"bamsprod": ["BAMSProd"], "bop": ["CaseOptimizer", "Bop", "Adam"],
+                "recipe": ["CaseOptimizer", "Adam", "SGD"]}[trained.optimizer]
     assert history["optimizer_classes"] == expected
     assert history["steps_per_epoch"] == 2 and len(history["history"]["loss"]) == 1
 
@@ -163,14 +173,15 @@ def test_optimizer_schedule_shape_peaks_at_one(tiny_data_dir):
     assert values[0] == 0.0 and values[10] == pytest.approx(1.0) and max(values) <= 1 + 1e-6
 
 
-def test_relative_schedule_survives_serialization():
+def test_recipe_schedule_shape_survives_serialization():
     from larq_zoo.training.learning_schedules import CosineDecayWithWarmup
 
-    shape = zoo.RelativeSchedule(CosineDecayWithWarmup(0.1, 5, 50), 0.1)
+    # What recipe_schedule_shape returns for QuickNet: the schedule divided by its peak.
+    shape = zoo.ScaledSchedule(1 / 0.1, CosineDecayWithWarmup(0.1, 5, 50))
     copy = tf.keras.optimizers.schedules.deserialize(
         json.loads(json.dumps(tf.keras.optimizers.schedules.serialize(shape)))
     )
-    assert isinstance(copy, zoo.RelativeSchedule)
+    assert isinstance(copy, zoo.ScaledSchedule)
     for step in (0, 3, 5, 20, 49):
         assert float(copy(step)) == pytest.approx(float(shape(step)))
 
@@ -261,3 +272,61 @@ def test_cli_recipe_trains_on_offline_fashion_mnist(tmp_path, capsys):
     assert history["dataset"] == "fashion_mnist" and history["optimizer_classes"] == ["BAMSProd"]
     assert math.isfinite(history["history"]["loss"][0])
     assert os.path.isfile(output / "quicknet_weights.h5")
+
+
+def _tree(folder):
+    return {p: p.read_bytes() for p in Path(folder).rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def recipe_run(tiny_data_dir, tmp_path_factory):
+    """``larq-bamsprod recipe TrainQuickNet`` for 3 steps, as a user runs it (TensorBoard on)."""
+    output = tmp_path_factory.mktemp("recipe") / "run"
+    argv = ["recipe", "TrainQuickNet", "--dataset", "zoo_tiny_images", "--data-dir",
+            tiny_data_dir, "--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "4",
+            "--image-size", "32", "--output", str(output)]
+    argv += [f"--set={k}={v}" for k, v in TINY["TrainQuickNet"].items()]
+    tf.keras.backend.clear_session()
+    assert cli.main(argv) == 0
+    return SimpleNamespace(argv=argv, output=output)
+
+
+def test_recipe_output_holds_what_resuming_and_reporting_need_and_no_more(recipe_run,
+                                                                         tiny_data_dir):
+    output = recipe_run.output
+    names = {p.name for p in output.iterdir()}
+    assert {"recipe.json", "history.json", "stats.json", "model.index"} <= names
+    assert not list(output.glob("*.h5"))  # larq-zoo's final copies: only with save_weights
+    # The checkpoint holds the latent weights and BAMSProd's m, v, v_hat: 16 bytes per
+    # parameter; everything else (TensorBoard, JSON, checkpoint index) under 1 MB.
+    task = zoo.make_recipe("TrainQuickNet", dataset="zoo_tiny_images",
+                           data_dir=tiny_data_dir, image_size=32,
+                           batch_size=4, overrides=TINY["TrainQuickNet"])
+    size = sum(p.stat().st_size for p in output.rglob("*") if p.is_file())
+    assert size <= 16 * task.model.count_params() + 2**20, size
+
+
+def test_rerunning_a_finished_recipe_skips_it_quietly(recipe_run, capsys):
+    before = _tree(recipe_run.output)
+    assert cli.main(recipe_run.argv) == 0
+    out, err = capsys.readouterr()
+    assert "holds this recipe's finished run; skipped" in out
+    assert "Value in checkpoint could not be found" not in out + err
+    assert _tree(recipe_run.output) == before
+
+
+@pytest.mark.parametrize("change, expected", [
+    (["--optimizer", "bop"], "optimizer: 'bamsprod' -> 'bop')"),
+    (["--hparam", "bamsprod.learning_rate=0.1"], "hyperparameters.learning_rate: 0.01 -> 0.1"),
+    (["--epochs", "2"], "epochs: 1 -> 2"),
+    (["--image-size", "40"], "input_shape: [32, 32, 3] -> [40, 40, 3]"),
+])
+def test_recipe_rerun_with_other_settings_is_refused(recipe_run, capsys, change, expected):
+    before = _tree(recipe_run.output)
+    assert cli.main(recipe_run.argv + change) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"larq-bamsprod recipe: error: {recipe_run.output} holds a run of "
+                          "other settings (")
+    assert expected in err
+    assert _tree(recipe_run.output) == before
