@@ -29,7 +29,20 @@ LAUNCH = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * int(sys.argv[1]))
-    from larq_bamsprod.harness import cli
+    from larq_bamsprod.harness import cli, models
+
+    def dense_no_batch_norm(input_shape, num_classes):
+        # Test-only: no batch statistics, so replicas compute exactly the single-device step.
+        import larq as lq
+        inputs = tf.keras.Input(input_shape)
+        x = tf.keras.layers.Flatten()(inputs)
+        x = tf.keras.layers.Dense(32, activation="tanh")(x)
+        x = lq.layers.QuantDense(num_classes, kernel_quantizer="ste_sign",
+                                 kernel_constraint="weight_clip")(x)
+        outputs = tf.keras.layers.Activation("softmax", dtype="float32")(x)
+        return tf.keras.Model(inputs, outputs)
+
+    models.MODELS["DenseNoBatchNorm"] = dense_no_batch_norm
     sys.exit(cli.main(sys.argv[2:]))
 """)
 
@@ -115,3 +128,22 @@ def test_multiworker_with_two_processes_writes_the_results_once(data_dir, single
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["bamsprod-seed0",
                                                                      "bop-seed0"]
     _assert_trains_like_single(tmp_path, single)
+
+
+def test_mirrored_averages_gradients_over_replicas_like_one_device(data_dir, tmp_path):
+    # Without batch statistics a two-replica step of a global batch equals the one-device
+    # step of the same batch, up to the order of float additions. Summed instead of averaged
+    # gradients would be a doubled SGD step: as far off as --hparam sgd.learning_rate=0.2.
+    def args(output, *extra):
+        return _args(data_dir, output, "--model", "DenseNoBatchNorm", *extra,
+                     "--optimizers", "sgd,bamsprod", "--schedule", "constant")
+
+    single, mirrored = tmp_path / "single", tmp_path / "mirrored"
+    _finish([_run(1, args(single))])
+    _finish([_run(2, args(mirrored, "--distribute", "mirrored"))])
+    for name in ("sgd", "bamsprod"):
+        ours, reference = _history(mirrored, name), _history(single, name)
+        for key in ("train_loss", "test_loss", "test_accuracy"):
+            assert [r[key] for r in ours] == pytest.approx([r[key] for r in reference],
+                                                           rel=1e-4), (name, key)
+    assert _history(single, "sgd")[1]["train_loss"] < _history(single, "sgd")[0]["train_loss"]
