@@ -405,6 +405,12 @@ def _quiet_python_logs() -> None:
         pass
 
 
+def _one_line(err: Exception) -> str:
+    """The first paragraph of an error's message, on one line (zookeeper's run on with an
+    example in a code block)."""
+    return " ".join(str(err).strip().split("\n\n")[0].split())
+
+
 def _main(args) -> int:
     if args.command == "list":
         return _list(args)
@@ -417,7 +423,7 @@ def _main(args) -> int:
         run = _recipe(args) if args.command == "recipe" else _compare(args)
     except (ValueError, TypeError, DatasetUnavailableError) as err:
         # Bad names/values: one clear line listing the valid choices, not a traceback.
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     try:
         return run()

@@ -229,3 +229,11 @@ def test_compare_says_once_and_in_results_md_that_images_are_enlarged(data_dir, 
     assert result.stdout.count(note) == 2  # once when it starts, once in the table it prints
     assert result.stdout.splitlines()[0] == note
     assert note in (tmp_path / "results.md").read_text()
+
+
+def test_a_multi_paragraph_error_is_told_in_one_line(data_dir, tmp_path, capsys):
+    argv = ["recipe", "TrainQuickNet", "--data-dir", data_dir, "--output",
+            str(tmp_path / "out"), "--set", "nonsense_field=3"]
+    assert cli.main(argv) == 2
+    assert "Key 'nonsense_field' does not correspond to any field of component " in (
+        _one_error_line(capsys, "larq-bamsprod recipe"))
