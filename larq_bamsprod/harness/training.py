@@ -78,7 +78,8 @@ def load_data(cfg: CompareConfig, global_batch: int) -> Data:
     shape = tuple(info.image_shape)
     if cfg.image_size is not None:
         shape = (cfg.image_size, cfg.image_size, shape[2])
-    n_train = data.cardinality(cfg.dataset, info.train_split, cfg.train_subset)
+    n_train = data.cardinality(cfg.dataset, info.train_split, cfg.train_subset,
+                               data_dir=cfg.data_dir)
     steps = cfg.steps_per_epoch or max(n_train // global_batch, 1)
 
     def train(seed: int) -> tf.data.Dataset:

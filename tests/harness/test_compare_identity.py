@@ -100,12 +100,13 @@ def data_dir(tmp_path_factory):
 
 
 def _compare(data_dir, output, *extra, optimizers="bamsprod", epochs=1, seeds="0",
-             schedule="cosine"):
+             schedule="cosine", steps="2"):
     args = [sys.executable, "-m", "larq_bamsprod_cli", "compare", "--model", "BinaryCNN",
             "--dataset", "fashion_mnist", "--optimizers", optimizers, "--epochs", str(epochs),
-            "--batch-size", "32", "--steps-per-epoch", "2", "--seeds", seeds,
-            "--schedule", schedule, "--data-dir", data_dir, "--output", str(output),
-            "--verbose", "0", *extra]
+            "--batch-size", "32", "--seeds", seeds, "--schedule", schedule,
+            "--data-dir", data_dir, "--output", str(output), "--verbose", "0", *extra]
+    if steps is not None:
+        args += ["--steps-per-epoch", steps]
     # The command as installed (quiet start: stderr holds only the command's own lines).
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
@@ -160,3 +161,11 @@ def test_more_epochs_with_the_constant_schedule_equal_a_longer_run(data_dir, tmp
         return [(r["train_loss"], r["test_loss"], r["test_accuracy"]) for r in history]
 
     assert losses(grown) == losses(long)
+
+
+@pytest.mark.slow
+def test_an_epoch_is_one_pass_over_the_dataset_in_data_dir(data_dir, tmp_path):
+    # data_dir holds 128 training examples: 4 batches of 32, not 60000 // 32 (the published
+    # size of Fashion-MNIST, which the step count was read from when --data-dir was ignored).
+    _ok(_compare(data_dir, tmp_path, steps=None))
+    assert _history(tmp_path, "bamsprod")[0]["steps"] == 4
