@@ -271,7 +271,7 @@ def test_cli_recipe_trains_on_offline_fashion_mnist(tmp_path, capsys):
     history = json.loads((output / "history.json").read_text())
     assert history["dataset"] == "fashion_mnist" and history["optimizer_classes"] == ["BAMSProd"]
     assert math.isfinite(history["history"]["loss"][0])
-    assert os.path.isfile(output / "quicknet_weights.h5")
+    assert os.path.isfile(output / "model.index") and os.path.isfile(output / "recipe.json")
 
 
 def _tree(folder):
