@@ -330,3 +330,11 @@ def test_recipe_rerun_with_other_settings_is_refused(recipe_run, capsys, change,
                           "other settings (")
     assert expected in err
     assert _tree(recipe_run.output) == before
+
+
+def test_recipe_says_when_images_are_resized_to_the_models_input(tiny_data_dir):
+    task = zoo.make_recipe("TrainQuickNet", dataset="zoo_tiny_images", data_dir=tiny_data_dir,
+                           image_size=32)
+    assert zoo.input_notes(task) == [
+        "zoo_tiny_images's 8x8x1 images are resized to 32x32x3, the model's input (set it "
+        "with --image-size)"]
