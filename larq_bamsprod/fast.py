@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from larq_bamsprod import kernels
 from larq_bamsprod.compat import in_xla_context
-from larq_bamsprod.update_rule import StepScalars, bamsprod_update
+from larq_bamsprod.update_rule import StepScalars, bamsprod_update, dense_gradient
 
 PATHS = ("kernel", "xla", "reference")
 FAST_ENV = "LARQ_BAMSPROD_FAST"
@@ -133,8 +133,8 @@ def _kernel_update(grad, var, m, v, v_hat, scalars: StepScalars, use_locking: bo
         v=v.handle,
         v_hat=v_hat.handle,
         grad=grad,
-        beta_1=scalars.beta_1,
-        beta_2=scalars.beta_2,
+        one_minus_beta_1=scalars.one_minus_beta_1,
+        one_minus_beta_2=scalars.one_minus_beta_2,
         epsilon=scalars.epsilon,
         step_size=scalars.step_size,
         lower_scale=unused if scalars.lower_scale is None else scalars.lower_scale,
@@ -174,7 +174,7 @@ def apply_dense(
 ):
     """Update ``var``, ``m``, ``v``, ``v_hat`` in place by ``path`` (from
     :func:`choose_path`, not ``"reference"``); returns the op (``None`` when eager)."""
-    grad = tf.convert_to_tensor(grad, var.dtype.base_dtype)
+    grad = dense_gradient(grad, var)  # no op when the optimizer already did it
     if path == "kernel":
         return _kernel_update(grad, var, m, v, v_hat, scalars, use_locking)
     if path == "xla":

@@ -7,6 +7,7 @@ and cast their arguments exactly as BAMSProd does.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -63,6 +64,25 @@ def check_float(name: str, value, *, low: float | None = None, low_open: float |
     if low_open is not None and not value > low_open:
         raise ValueError(f"{name} must be > {low_open}, received {name}={value}.")
     return value
+
+
+def pop_lr(learning_rate, kwargs: dict):
+    """The learning rate, honouring Keras' deprecated ``lr`` alias (popped from ``kwargs``).
+
+    As ``tf.keras.optimizers.legacy.Adam(lr=0.1)`` does: ``lr`` is used, and wins over
+    ``learning_rate``, with a warning. (The new Keras optimizers drop ``lr`` with only a
+    log message; both BAMSProd classes honour it.)
+    """
+    if "lr" not in kwargs:
+        return learning_rate
+    lr = kwargs.pop("lr")
+    warnings.warn(
+        f"The `lr` argument is deprecated, use `learning_rate` instead; training with "
+        f"learning_rate={lr!r} (from lr=).",
+        UserWarning,
+        stacklevel=3,
+    )
+    return lr
 
 
 def check_bamsprod_args(*, learning_rate, beta_1, beta_2, epsilon, gamma, bound_target,

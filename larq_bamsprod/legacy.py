@@ -20,7 +20,12 @@ from larq_bamsprod import fast
 from larq_bamsprod import hyperparameters as hp
 from larq_bamsprod.compat import LearningRateSchedule, LegacyOptimizer, register_serializable
 from larq_bamsprod.optimizers import BAMSPROD_DOC, DEFAULTS, SCHEDULABLE
-from larq_bamsprod.update_rule import bamsprod_update, step_scalars
+from larq_bamsprod.update_rule import (
+    bamsprod_update,
+    compute_dtype,
+    dense_gradient,
+    step_scalars,
+)
 
 __all__ = ["BAMSProd"]
 
@@ -45,7 +50,7 @@ class BAMSProd(LegacyOptimizer):
         **kwargs,
     ):
         args = hp.check_bamsprod_args(
-            learning_rate=learning_rate,
+            learning_rate=hp.pop_lr(learning_rate, kwargs),
             beta_1=beta_1,
             beta_2=beta_2,
             epsilon=epsilon,
@@ -67,23 +72,29 @@ class BAMSProd(LegacyOptimizer):
                 self.add_slot(var, slot)
 
     def _prepare_local(self, var_device, var_dtype, apply_state):
-        super()._prepare_local(var_device, var_dtype, apply_state)
+        # Once per step, device and dtype (tf-keras' `_prepare`), never per variable: each
+        # hyperparameter variable is read here once, in at least float32 (compute_dtype).
+        work = compute_dtype(var_dtype)
+        lr = tf.identity(self._decayed_lr(work))
         beta_1 = self._hyper["beta_1"]
         if isinstance(beta_1, LearningRateSchedule):
-            beta_1 = tf.cast(beta_1(self.iterations), var_dtype)
+            beta_1 = tf.cast(beta_1(self.iterations), work)
         else:
-            beta_1 = self._get_hyper("beta_1", var_dtype)
-        apply_state[(var_device, var_dtype)]["scalars"] = step_scalars(
-            step=self.iterations + 1,
-            learning_rate=apply_state[(var_device, var_dtype)]["lr_t"],
-            beta_1=beta_1,
-            beta_2=self._get_hyper("beta_2", var_dtype),
-            epsilon=self._get_hyper("epsilon", var_dtype),
-            gamma=self._get_hyper("gamma", var_dtype),
-            bound_target=self.bound_target,
-            lr_decay=self.lr_decay,
-            bias_correction=self.bias_correction,
-            dtype=var_dtype,
+            beta_1 = self._get_hyper("beta_1", work)
+        apply_state[(var_device, var_dtype)].update(
+            lr_t=lr,
+            scalars=step_scalars(
+                step=self.iterations + 1,
+                learning_rate=lr,
+                beta_1=beta_1,
+                beta_2=self._get_hyper("beta_2", work),
+                epsilon=self._get_hyper("epsilon", work),
+                gamma=self._get_hyper("gamma", work),
+                bound_target=self.bound_target,
+                lr_decay=self.lr_decay,
+                bias_correction=self.bias_correction,
+                dtype=var_dtype,
+            ),
         )
 
     def _scalars(self, var, apply_state):
@@ -92,6 +103,7 @@ class BAMSProd(LegacyOptimizer):
         return coefficients["scalars"]
 
     def _resource_apply_dense(self, grad, var, apply_state=None):
+        grad = dense_gradient(grad, var)
         m = self.get_slot(var, "m")
         v = self.get_slot(var, "v")
         v_hat = self.get_slot(var, "vhat")
@@ -109,8 +121,12 @@ class BAMSProd(LegacyOptimizer):
 
     def _resource_apply_sparse(self, grad, var, indices, apply_state=None):
         # Dense equivalent: all moments decay; the base class already summed duplicates.
+        grad = tf.convert_to_tensor(grad, var.dtype.base_dtype)
         dense = tf.math.unsorted_segment_sum(grad, indices, tf.shape(var)[0])
-        return self._resource_apply_dense(dense, var, apply_state)
+        # A subclass's _resource_apply_dense may not take apply_state (Keras allows it).
+        if "apply_state" in self._dense_apply_args:
+            return self._resource_apply_dense(dense, var, apply_state=apply_state)
+        return self._resource_apply_dense(dense, var)
 
     def get_config(self):
         config = super().get_config()

@@ -12,7 +12,13 @@ import tensorflow as tf
 from larq_bamsprod import fast
 from larq_bamsprod import hyperparameters as hp
 from larq_bamsprod.compat import Optimizer, register_serializable
-from larq_bamsprod.update_rule import StepScalars, bamsprod_update, step_scalars
+from larq_bamsprod.update_rule import (
+    StepScalars,
+    bamsprod_update,
+    compute_dtype,
+    dense_gradient,
+    step_scalars,
+)
 
 DEFAULTS = {
     "learning_rate": 1e-2,
@@ -139,7 +145,7 @@ class BAMSProd(Optimizer):
         **kwargs,
     ):
         args = hp.check_bamsprod_args(
-            learning_rate=learning_rate,
+            learning_rate=hp.pop_lr(learning_rate, kwargs),
             beta_1=beta_1,
             beta_2=beta_2,
             epsilon=epsilon,
@@ -180,7 +186,7 @@ class BAMSProd(Optimizer):
             cache[key] = step_scalars(
                 step=self.iterations + 1,
                 learning_rate=self.learning_rate,
-                beta_1=hp.value_at(self.beta_1, self.iterations, dtype),
+                beta_1=hp.value_at(self.beta_1, self.iterations, compute_dtype(dtype)),
                 beta_2=self.beta_2,
                 epsilon=self.epsilon,
                 gamma=self.gamma,
@@ -201,6 +207,7 @@ class BAMSProd(Optimizer):
             gradient = tf.math.unsorted_segment_sum(
                 gradient.values, gradient.indices, tf.shape(variable)[0]
             )
+        gradient = dense_gradient(gradient, variable)
         scalars = self._step_scalars(variable.dtype)
         path = fast.choose_path(variable, m, v, v_hat)
         if path != "reference":

@@ -38,11 +38,23 @@ def _mean_without_overflow(v_hat: tf.Tensor) -> tf.Tensor:
     return tf.where(tf.math.is_finite(largest), scaled, largest)
 
 
-class StepScalars(NamedTuple):
-    """Quantities that depend on the step only; computed once per step and dtype."""
+def compute_dtype(dtype) -> tf.DType:
+    """The dtype the step scalars are computed in for a ``dtype`` variable: ``dtype``
+    itself, but at least float32.
 
-    beta_1: tf.Tensor  # beta_1(t), already evaluated if it is a schedule
-    beta_2: tf.Tensor
+    In float16 ``t`` overflows after 65,504 steps (and ``1/sqrt(t)`` with it); in bfloat16
+    ``beta_2 = 0.999`` rounds to 1, so ``v`` would never move.
+    """
+    dtype = tf.as_dtype(dtype).base_dtype
+    return tf.float32 if dtype.is_floating and dtype.size < 4 else dtype
+
+
+class StepScalars(NamedTuple):
+    """Quantities that depend on the step only; computed once per step and dtype, in at
+    least float32 (:func:`compute_dtype`), then cast to the variable's dtype."""
+
+    one_minus_beta_1: tf.Tensor  # 1 - beta_1(t), beta_1 already evaluated if a schedule
+    one_minus_beta_2: tf.Tensor  # 1 - beta_2: 1e-3 survives bfloat16, 0.999 does not
     epsilon: tf.Tensor
     step_size: tf.Tensor  # eta_t, with the sqrt(t) decay and bias correction folded in
     lower_scale: tf.Tensor | None  # c_l(t) / c, or None without projection
@@ -63,15 +75,18 @@ def step_scalars(
     bias_correction: bool,
     dtype: tf.DType,
 ) -> StepScalars:
-    """Compute the per-step scalars of :func:`bamsprod_update` in ``dtype``.
+    """Compute the per-step scalars of :func:`bamsprod_update` for a ``dtype`` variable.
 
     ``step`` is ``t = iterations + 1``; ``learning_rate`` and ``beta_1`` are the values at
-    this step (schedules already evaluated).
+    this step (schedules already evaluated). Everything is computed in
+    ``compute_dtype(dtype)`` (float32 for float16 and bfloat16 variables) and only the
+    results are cast to ``dtype``.
     """
-    t = tf.cast(step, dtype)
-    lr = cast_exact(learning_rate, dtype)
-    b1 = cast_exact(beta_1, dtype)
-    b2 = cast_exact(beta_2, dtype)
+    work = compute_dtype(dtype)
+    t = tf.cast(step, work)
+    lr = cast_exact(learning_rate, work)
+    b1 = cast_exact(beta_1, work)
+    b2 = cast_exact(beta_2, work)
     step_size = lr
     if lr_decay == "sqrt":
         step_size = step_size / tf.sqrt(t)
@@ -81,18 +96,41 @@ def step_scalars(
         step_size = step_size * tf.sqrt(1.0 - tf.pow(b2, t)) / (1.0 - tf.pow(b1, t))
     lower_scale = upper_scale = target = None
     if bound_target is not None:
-        lower_scale, upper_scale = bound_scales(t, cast_exact(gamma, dtype))
+        lower_scale, upper_scale = bound_scales(t, cast_exact(gamma, work))
         if not isinstance(bound_target, str):
             target = cast_exact(bound_target, dtype)
-    return StepScalars(
-        beta_1=b1,
-        beta_2=b2,
-        epsilon=cast_exact(epsilon, dtype),
-        step_size=step_size,
-        lower_scale=lower_scale,
-        upper_scale=upper_scale,
-        target=target,
-    )
+    scalars = (1.0 - b1, 1.0 - b2, cast_exact(epsilon, work), step_size, lower_scale,
+               upper_scale)
+    if work != dtype:
+        scalars = tuple(None if x is None else tf.cast(x, dtype) for x in scalars)
+    return StepScalars(*scalars, target=target)
+
+
+def dense_gradient(grad, variable) -> tf.Tensor:
+    """``grad`` as a tensor of ``variable``'s dtype and shape: what every path takes.
+
+    Gradients enter the optimizers here, once. A list of numbers or tensors (tf-keras'
+    gradient aggregation can hand one over) becomes a tensor; a gradient whose shape
+    broadcasts to the variable's (``[1]`` for a ``[1, 1]`` kernel, which Keras' Adam
+    accepts) is broadcast to it, and one that does not broadcast is refused by
+    ``tf.broadcast_to``. A tensor of the variable's dtype and static shape passes through
+    without any op.
+    """
+    grad = tf.convert_to_tensor(grad, variable.dtype.base_dtype)
+    if grad.shape.is_fully_defined() and grad.shape == variable.shape:
+        return grad
+    if grad.shape.is_fully_defined() and variable.shape.is_fully_defined():
+        try:
+            fits = tf.broadcast_static_shape(grad.shape, variable.shape) == variable.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"the gradient of variable {variable.name!r} has shape {grad.shape}, which "
+                f"does not broadcast to the variable's shape {variable.shape}; pass a "
+                "gradient of the variable's shape."
+            )
+    return tf.broadcast_to(grad, tf.shape(variable))
 
 
 def bamsprod_update(
@@ -113,7 +151,11 @@ def bamsprod_update(
         v     = b2 * v + (1 - b2) * g^2
         v_hat = max(v_hat, v)
         v_til = clip(v_hat, c * lower_scale, c * upper_scale)   # c = target or mean(v_hat)
-        delta = step_size * m / (sqrt(v_til) + epsilon)
+        delta = step_size * m / (sqrt(v_til) + epsilon)        # 0 where the divisor is 0
+
+    ``sqrt(v_til) + epsilon`` is 0 only where no gradient has been seen yet (then ``m``
+    is 0 too) and ``epsilon`` is 0 or rounds to 0 in the variable's dtype: that step is 0,
+    not ``0/0 = NaN``.
 
     Overflow guards, both inactive for ordinary values: a finite gradient whose square
     would overflow the dtype (``|g| > ~1.8e19`` in float32) is clipped to the largest
@@ -124,8 +166,8 @@ def bamsprod_update(
     """
     limit = square_limit(grad.dtype)
     grad = tf.where(tf.math.is_finite(grad), tf.clip_by_value(grad, -limit, limit), grad)
-    m = m + (grad - m) * (1.0 - scalars.beta_1)
-    v = v + (tf.square(grad) - v) * (1.0 - scalars.beta_2)
+    m = m + (grad - m) * scalars.one_minus_beta_1
+    v = v + (tf.square(grad) - v) * scalars.one_minus_beta_2
     v_hat = tf.maximum(v_hat, v)
     v_til = v_hat
     if scalars.lower_scale is not None:
@@ -138,5 +180,7 @@ def bamsprod_update(
         v_til = tf.minimum(
             tf.maximum(v_hat, target * scalars.lower_scale), target * scalars.upper_scale
         )
-    delta = scalars.step_size * m / (tf.sqrt(v_til) + scalars.epsilon)
+    # 0/0 (a coordinate that never had a gradient, with epsilon=0 or an epsilon that
+    # rounds to 0 in float16) is a step of 0, not NaN.
+    delta = tf.math.divide_no_nan(scalars.step_size * m, tf.sqrt(v_til) + scalars.epsilon)
     return delta, m, v, v_hat

@@ -80,16 +80,18 @@ def reference_kwargs(kwargs, factory=None, dtype: str = "float64") -> dict:
     reference then calls them at ``t - 1`` itself, so an optimizer that evaluates them at
     another step disagrees with it.
 
-    The optimizer computes in the variable's dtype, so its hyperparameters are numbers of
-    that dtype: they are rounded to it here (``beta_2=0.999`` is 0.99902 in float16, which
-    alone moves float16 runs by ~1e-2). Keras also keeps some in float32 variables whatever
-    the variable's dtype: the learning rate in both optimizer APIs, and every
-    ``_set_hyper`` one (``learning_rate``, ``beta_1``, ``beta_2``, ``epsilon``, ``gamma``)
-    in the legacy API, as ``tf.keras.optimizers.legacy.Adam`` does; given ``factory``,
-    those are rounded to float32 first. Schedules return float32 in Keras.
+    The optimizer computes its step scalars in the variable's dtype but at least float32,
+    so its hyperparameters are numbers of that dtype: they are rounded to it here (for
+    float16 to float32; only ``epsilon`` and a float ``bound_target`` reach the update as
+    float16 numbers). Keras also keeps some in float32 variables whatever the variable's
+    dtype: the learning rate in both optimizer APIs, and every ``_set_hyper`` one
+    (``learning_rate``, ``beta_1``, ``beta_2``, ``epsilon``, ``gamma``) in the legacy API,
+    as ``tf.keras.optimizers.legacy.Adam`` does; given ``factory``, those are rounded to
+    float32 first. Schedules return float32 in Keras.
     """
     kwargs = dict(kwargs() if callable(kwargs) else kwargs)
     defaults = inspect.signature(reference_step).parameters
+    compute = "float32" if dtype == "float16" else dtype
     float32_names = {"learning_rate"}
     if factory is not None and issubclass(factory, tf.keras.optimizers.legacy.Optimizer):
         float32_names |= {"beta_1", "beta_2", "epsilon", "gamma"}
@@ -97,11 +99,15 @@ def reference_kwargs(kwargs, factory=None, dtype: str = "float64") -> dict:
         value = kwargs.get(key, defaults[key].default)
         if callable(value):
             kwargs[key] = (lambda it, fn=value:
-                           _round(_round(float(fn(tf.constant(it, tf.int64))), "float32"), dtype))
+                           _round(_round(float(fn(tf.constant(it, tf.int64))), "float32"),
+                                  compute))
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             if factory is not None and key in float32_names:
                 value = _round(value, "float32")
-            kwargs[key] = _round(value, dtype)
+            value = _round(value, compute)
+            if key in ("epsilon", "bound_target"):
+                value = _round(value, dtype)
+            kwargs[key] = value
     return kwargs
 
 

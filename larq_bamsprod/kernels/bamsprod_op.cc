@@ -6,13 +6,16 @@
 // to the order in which mean(v_hat) is summed.
 //
 //   g     = clip(g, -L, L) if g is finite     (L: largest T whose square is finite)
-//   m     = m + (g - m) * (1 - beta_1)
-//   v     = v + (g*g - v) * (1 - beta_2)
+//   m     = m + (g - m) * one_minus_beta_1
+//   v     = v + (g*g - v) * one_minus_beta_2
 //   v_hat = max(v_hat, v)
 //   v_til = clip(v_hat, c * lower_scale, c * upper_scale)  (bound_mode 1: c = target,
 //                                                            bound_mode 2: c = mean(v_hat),
 //                                                            bound_mode 0: no clip)
-//   w     = w - step_size * m / (sqrt(v_til) + epsilon)
+//   w     = w - step_size * m / (sqrt(v_til) + epsilon)   (0 where the divisor is 0)
+//
+// The complements 1 - beta are inputs, computed once per step in at least float32 by
+// larq_bamsprod.update_rule.step_scalars, as every other path takes them.
 //
 // Memory traffic per element (T = 4 bytes): bound_mode 0/1 make one pass that reads g, w,
 // m, v, v_hat and writes w, m, v, v_hat (36 bytes). bound_mode 2 needs mean(v_hat) of the
@@ -66,8 +69,8 @@ REGISTER_OP("LarqBamsprodResourceApply")
     .Input("v: resource")
     .Input("v_hat: resource")
     .Input("grad: T")
-    .Input("beta_1: T")
-    .Input("beta_2: T")
+    .Input("one_minus_beta_1: T")
+    .Input("one_minus_beta_2: T")
     .Input("epsilon: T")
     .Input("step_size: T")
     .Input("lower_scale: T")
@@ -126,6 +129,12 @@ inline T MinNan(T a, T b) {
   return a <= b ? a : b;
 }
 
+// tf.math.divide_no_nan: x / y, and 0 where y is 0 (0/0 with epsilon = 0).
+template <typename T>
+inline T DivideNoNan(T x, T y) {
+  return y == T(0) ? T(0) : x / y;
+}
+
 // Moments of one block; returns nothing. Shared by every mode's first pass.
 template <typename T>
 inline void UpdateMoments(const T* __restrict g, T* __restrict m, T* __restrict v,
@@ -155,7 +164,7 @@ inline void FusedBlock(const T* __restrict g, T* __restrict w, T* __restrict m,
     vh[i] = vhi;
     T vt = vhi;
     if (Clip) vt = MinNan(MaxNan(vhi, lower), upper);
-    w[i] = w[i] - c.step_size * mi / (std::sqrt(vt) + c.epsilon);
+    w[i] = w[i] - DivideNoNan(c.step_size * mi, std::sqrt(vt) + c.epsilon);
   }
 }
 
@@ -165,7 +174,7 @@ inline void ApplyBlock(const T* __restrict m, const T* __restrict vh, T* __restr
                        const Coefficients<T>& c, T lower, T upper) {
   for (Index i = 0; i < n; ++i) {
     const T vt = MinNan(MaxNan(vh[i], lower), upper);
-    w[i] = w[i] - c.step_size * m[i] / (std::sqrt(vt) + c.epsilon);
+    w[i] = w[i] - DivideNoNan(c.step_size * m[i], std::sqrt(vt) + c.epsilon);
   }
 }
 
@@ -241,10 +250,9 @@ class BamsprodApplyOp : public OpKernel {
                       s.shape().DebugString()));
       scalar[i] = s.scalar<T>()();
     }
-    const T beta_1 = scalar[0], beta_2 = scalar[1], lower_scale = scalar[4],
-            upper_scale = scalar[5], target = scalar[6];
+    const T lower_scale = scalar[4], upper_scale = scalar[5], target = scalar[6];
     static const T limit = SquareLimit<T>();
-    const Coefficients<T> c{T(1) - beta_1, T(1) - beta_2, scalar[2], scalar[3], limit};
+    const Coefficients<T> c{scalar[0], scalar[1], scalar[2], scalar[3], limit};
 
     const Index n = grad.NumElements();
     if (n == 0) return;

@@ -356,11 +356,11 @@ def test_kernel_rejects_mismatched_shapes():
     one = tf.constant(0.5)
     with pytest.raises(tf.errors.InvalidArgumentError, match="same shape"):
         op(var=var.handle, m=m.handle, v=v.handle, v_hat=v_hat.handle, grad=tf.zeros([5]),
-           beta_1=one, beta_2=one, epsilon=one, step_size=one, lower_scale=one,
+           one_minus_beta_1=one, one_minus_beta_2=one, epsilon=one, step_size=one, lower_scale=one,
            upper_scale=one, target=one, bound_mode=2)
     with pytest.raises(tf.errors.InvalidArgumentError, match="bound_mode must be 0, 1 or 2"):
         op(var=var.handle, m=m.handle, v=v.handle, v_hat=v_hat.handle, grad=tf.zeros([4]),
-           beta_1=one, beta_2=one, epsilon=one, step_size=one, lower_scale=one,
+           one_minus_beta_1=one, one_minus_beta_2=one, epsilon=one, step_size=one, lower_scale=one,
            upper_scale=one, target=one, bound_mode=3)
 
 
