@@ -68,8 +68,10 @@ BAMSPROD_DOC = r"""BAMSProd: AMSGrad with a closing projection of the second mom
         ``beta_1 (beta_1/sqrt(beta_2))^(t-1)`` is
         ``ExponentialDecay(beta_1, 1, beta_1 / sqrt(beta_2))``. Defaults to `0.9`.
       beta_2: decay of the second moment, a float in ``[0, 1)``. Defaults to `0.999`.
-      epsilon: added to ``sqrt(v_til)`` for numerical stability, ``>= 0``.
-        Defaults to `1e-7` (Keras' Adam).
+      epsilon: added to ``sqrt(v_til)`` for numerical stability, ``>= 0``. ``0`` is
+        safe: where ``sqrt(v_til) + epsilon`` is 0 (no gradient seen yet, so ``m = 0``
+        too) the step is 0, not NaN; the same holds for an ``epsilon`` that rounds to 0
+        in a float16 variable. Defaults to `1e-7` (Keras' Adam).
       gamma: speed at which the projection range closes, ``> 0``. Defaults to `1e-3`
         (AdaBound's).
       bound_target: ``c``: ``"mean"`` (the mean of ``v_hat`` over each variable,
@@ -82,7 +84,9 @@ BAMSPROD_DOC = r"""BAMSProd: AMSGrad with a closing projection of the second mom
         convention; Algorithm 1 has none). Defaults to `True`.
       name: name of the optimizer. Defaults to `"BAMSProd"`.
       **kwargs: the base class' keyword arguments (``clipnorm``, ``clipvalue``,
-        ``global_clipnorm``, ...).
+        ``global_clipnorm``, ...). The deprecated ``lr`` is honoured, with a warning, and
+        wins over ``learning_rate``, as in ``tf.keras.optimizers.legacy.Adam`` (the new
+        Keras optimizers ignore it).
 
     Example:
 
@@ -112,6 +116,14 @@ BAMSPROD_DOC = r"""BAMSProd: AMSGrad with a closing projection of the second mom
       it, clip gradients. Finite gradients whose square would overflow the dtype
       (``|g| > ~1.8e19`` in float32, ``> 255.875`` in float16) are clipped to the largest
       magnitude whose square is finite, where Keras' Adam would make ``v`` Inf.
+
+      float16 and bfloat16 variables: the step-dependent scalars (``t``, the bias
+      corrections, ``eta_t``, the bounds' scales, ``1 - beta_1``, ``1 - beta_2``) are
+      computed in float32 and cast to the variable's dtype, so that neither ``t`` overflows
+      float16 after 65,504 steps nor ``beta_2 = 0.999`` rounds to 1 in bfloat16 (both
+      would stop training); the element-wise update runs in the variable's dtype. A
+      gradient is converted to the variable's dtype once (a list is accepted) and a
+      gradient whose shape broadcasts to the variable's is broadcast, on every path.
 
     References:
       - Liu et al., 2020. https://openaccess.thecvf.com/content_CVPRW_2020/html/w40/Liu_BAMSProd_A_Step_Towards_Generalizing_the_Adaptive_Optimization_Methods_to_CVPRW_2020_paper.html
