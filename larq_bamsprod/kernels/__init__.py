@@ -11,11 +11,19 @@ and source, into a cache directory:
 * ``make install`` builds it (``python -m larq_bamsprod.kernels build``); otherwise the
   first optimizer step that wants it builds it (a few tens of seconds, once).
 * A build or load that fails never raises: :func:`load` warns once, writes the compiler's
-  output next to the cache entry (``<tag>.failed``; delete it to retry) and returns
-  ``None``, and the optimizers use the pure-TensorFlow update (the reference).
+  output next to the cache entry (``<tag>.failed``) and returns ``None``, and the
+  optimizers use the pure-TensorFlow update (the reference).
+* Retrying is automatic. A process tries at most once. A later process skips the build
+  while ``<tag>.failed`` is younger than ``$LARQ_BAMSPROD_KERNEL_RETRY_SECONDS`` (default
+  3600, one hour), so that a machine without a compiler does not pay for a failing build
+  at every start, and retries once it is older. A different compiler, compiler version,
+  TensorFlow or kernel source is a different ``<tag>``, retried at once; so is every
+  explicit ``python -m larq_bamsprod.kernels build``.
 * ``LARQ_BAMSPROD_DISABLE_FAST=1`` skips building and loading altogether.
 
-Command line: ``python -m larq_bamsprod.kernels [build|status]``.
+Command line: ``python -m larq_bamsprod.kernels [build [--force] [--require]|status]``.
+``build --require`` exits with status 1 when the kernel does not build or load (for CI and
+``make install``); plain ``build`` only warns (the optimizers work without the kernel).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -40,6 +49,8 @@ SOURCE = Path(__file__).with_name("bamsprod_op.cc")
 DISABLE_ENV = "LARQ_BAMSPROD_DISABLE_FAST"
 DIR_ENV = "LARQ_BAMSPROD_KERNEL_DIR"
 CXX_ENV = "CXX"
+RETRY_ENV = "LARQ_BAMSPROD_KERNEL_RETRY_SECONDS"
+RETRY_SECONDS = 3600.0
 
 _log = logging.getLogger("larq_bamsprod")
 _lock = threading.Lock()
@@ -163,6 +174,40 @@ def build(force: bool = False) -> Path:
     return target
 
 
+def _load_library(path: Path):
+    """``tf.load_op_library(path)``; a library that does not load is discarded and recorded
+    as a failed build, so that it is rebuilt (after the retry delay), not reloaded."""
+    try:
+        return tf.load_op_library(str(path))
+    except Exception as error:  # noqa: BLE001
+        message = f"loading {path.name} failed: {error}"
+        with contextlib.suppress(OSError):
+            path.with_suffix(".failed").write_text(message)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise RuntimeError(message) from error
+
+
+def _retry_seconds() -> float:
+    text = os.environ.get(RETRY_ENV, "").strip()
+    try:
+        return float(text) if text else RETRY_SECONDS
+    except ValueError:
+        raise ValueError(
+            f"{RETRY_ENV} must be a number of seconds, received {RETRY_ENV}={text!r}; "
+            f"unset it for the default {RETRY_SECONDS:.0f}."
+        ) from None
+
+
+def _recent_failure(failed: Path) -> bool:
+    """True if ``failed`` exists and is younger than the retry delay."""
+    try:
+        age = time.time() - failed.stat().st_mtime
+    except OSError:
+        return False
+    return age < _retry_seconds()
+
+
 def load():
     """Return the loaded op module, building it first if needed, or ``None`` (with one
     warning per process) if it is disabled or cannot be built or loaded."""
@@ -175,12 +220,14 @@ def load():
         try:
             path = library_path()
             failed = path.with_suffix(".failed")
-            if not path.exists() and failed.exists():
+            if not path.exists() and _recent_failure(failed):
                 raise RuntimeError(
-                    f"an earlier build failed (log: {failed}; delete it to retry):\n"
+                    f"an earlier build failed less than {_retry_seconds():.0f} s ago, "
+                    f"retried after that ({RETRY_ENV}) or by `python -m "
+                    f"larq_bamsprod.kernels build` (log: {failed}):\n"
                     + failed.read_text()[-2000:]
                 )
-            _state["module"] = tf.load_op_library(str(build()))
+            _state["module"] = _load_library(build())
         except Exception as error:  # noqa: BLE001  (any failure means: use the fallback)
             _state["error"] = str(error)
             warnings.warn(
@@ -204,27 +251,37 @@ def status() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``build``: compile now (exit 0 with a warning if it fails: the fallback still works).
+    """``build``: compile now (``--force``: even if cached). A failure only warns (exit 0:
+    the optimizers still work) unless ``--require`` is given, then it exits 1.
     ``status``: print what the optimizers will use."""
     args = sys.argv[1:] if argv is None else argv
     command = args[0] if args else "build"
-    if command not in ("build", "status"):
-        print(f"usage: python -m larq_bamsprod.kernels [build|status], got {command!r}")
+    options = set(args[1:])
+    unknown = options - {"--force", "--require"}
+    if command not in ("build", "status") or unknown or (command == "status" and options):
+        print(
+            "usage: python -m larq_bamsprod.kernels [build [--force] [--require]|status], "
+            f"got {' '.join(args)!r}",
+            file=sys.stderr,
+        )
         return 2
     if command == "build":
         if disabled():
             print(f"larq_bamsprod: {DISABLE_ENV} is set; not building the kernel.")
             return 0
         try:
-            path = build(force="--force" in args)
-            tf.load_op_library(str(path))
+            path = build(force="--force" in options)
+            _load_library(path)
             print(f"larq_bamsprod: BAMSProd kernel ready: {path}")
         except Exception as error:  # noqa: BLE001
+            required = "--require" in options
             print(
-                "WARNING: larq_bamsprod could not build its BAMSProd CPU kernel; the "
-                f"optimizers will use the pure-TensorFlow update instead.\n{error}",
+                f"{'ERROR' if required else 'WARNING'}: larq_bamsprod could not build or "
+                "load its BAMSProd CPU kernel; the optimizers will use the pure-TensorFlow "
+                f"update instead.\n{error}",
                 file=sys.stderr,
             )
+            return 1 if required else 0
         return 0
     for key, value in status().items():
         print(f"{key}: {value}")

@@ -1,0 +1,148 @@
+"""Building the compiled kernel: ``build --require`` can fail CI, plain ``build`` only
+warns, and a failed build is retried automatically (issue #13).
+
+A fake compiler (``$CXX``, a shell script) records its calls; ``LARQ_BAMSPROD_KERNEL_DIR``
+points at a temporary cache, so nothing here touches the real kernel.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from larq_bamsprod import kernels
+
+FAILING = """#!/bin/sh
+echo "$@" >> "{log}"
+[ "$1" = "--version" ] && exit 0
+echo "fake compiler: error" >&2
+exit 1
+"""
+# Exits 0 and writes a file that is not a shared library: the build "succeeds", the
+# load fails.
+GARBAGE = """#!/bin/sh
+echo "$@" >> "{log}"
+[ "$1" = "--version" ] && exit 0
+while [ $# -gt 0 ]; do
+  if [ "$1" = "-o" ]; then echo "not a library" > "$2"; fi
+  shift
+done
+exit 0
+"""
+
+
+@pytest.fixture
+def fake_compiler(monkeypatch, tmp_path):
+    """``install(script)``: make ``script`` the compiler; returns a function counting the
+    compile calls (not ``--version``) made so far."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(kernels.DIR_ENV, str(cache))
+    monkeypatch.delenv(kernels.DISABLE_ENV, raising=False)
+    monkeypatch.delenv(kernels.RETRY_ENV, raising=False)
+    log = tmp_path / "calls.log"
+
+    def install(script: str):
+        cxx = tmp_path / "fake-cxx"
+        cxx.write_text(script.format(log=log))
+        cxx.chmod(cxx.stat().st_mode | stat.S_IEXEC)
+        monkeypatch.setenv(kernels.CXX_ENV, str(cxx))
+        return lambda: sum(
+            1 for line in (log.read_text().splitlines() if log.exists() else [])
+            if line.strip() != "--version"
+        )
+
+    install.cache = cache
+    return install
+
+
+def _fresh_process_state(monkeypatch):
+    # What a new Python process starts with.
+    monkeypatch.setattr(kernels, "_state", {"loaded": False, "module": None, "error": None})
+
+
+def _run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "larq_bamsprod.kernels", *args],
+                          capture_output=True, text=True, env=dict(os.environ), timeout=300)
+
+
+def test_build_require_exits_non_zero_when_the_compiler_fails(fake_compiler):
+    fake_compiler(FAILING)
+    done = _run_cli("build", "--require")
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "ERROR: larq_bamsprod could not build" in done.stderr
+    assert "fake compiler: error" in done.stderr
+
+
+def test_plain_build_only_warns_when_the_compiler_fails(fake_compiler):
+    fake_compiler(FAILING)
+    done = _run_cli("build")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "WARNING: larq_bamsprod could not build" in done.stderr
+
+
+def test_build_require_exits_non_zero_when_the_library_does_not_load(fake_compiler, capsys):
+    fake_compiler(GARBAGE)
+    assert kernels.main(["build", "--require"]) == 1
+    assert "loading" in capsys.readouterr().err
+    # The unloadable library is not kept, so the next attempt rebuilds it.
+    assert not list(fake_compiler.cache.glob("*.so"))
+    assert list(fake_compiler.cache.glob("*.failed"))
+
+
+def test_build_rejects_unknown_options(capsys):
+    assert kernels.main(["build", "--requier"]) == 2
+    assert "usage" in capsys.readouterr().err
+
+
+def test_failed_build_is_retried_once_the_marker_is_older_than_the_delay(
+    fake_compiler, monkeypatch
+):
+    calls = fake_compiler(FAILING)
+    _fresh_process_state(monkeypatch)
+    with pytest.warns(RuntimeWarning, match="kernel is unavailable"):
+        assert kernels.load() is None
+    assert calls() == 1
+    (failed,) = fake_compiler.cache.glob("*.failed")
+
+    # Same process: no second attempt.
+    assert kernels.load() is None
+    assert calls() == 1
+    # A new process within the delay: no attempt, and the warning says when it retries.
+    _fresh_process_state(monkeypatch)
+    with pytest.warns(RuntimeWarning, match="retried after that"):
+        assert kernels.load() is None
+    assert calls() == 1
+    # A new process after the delay: a new attempt, without deleting anything by hand.
+    old = time.time() - kernels.RETRY_SECONDS - 60
+    os.utime(failed, (old, old))
+    _fresh_process_state(monkeypatch)
+    with pytest.warns(RuntimeWarning, match="kernel is unavailable"):
+        assert kernels.load() is None
+    assert calls() == 2
+
+
+def test_retry_delay_can_be_set_and_an_explicit_build_always_retries(
+    fake_compiler, monkeypatch
+):
+    calls = fake_compiler(FAILING)
+    _fresh_process_state(monkeypatch)
+    with pytest.warns(RuntimeWarning):
+        kernels.load()
+    assert calls() == 1
+    monkeypatch.setenv(kernels.RETRY_ENV, "0")
+    _fresh_process_state(monkeypatch)
+    with pytest.warns(RuntimeWarning):
+        kernels.load()
+    assert calls() == 2
+    monkeypatch.delenv(kernels.RETRY_ENV)
+    assert kernels.main(["build"]) == 0
+    assert calls() == 3
+    monkeypatch.setenv(kernels.RETRY_ENV, "soon")
+    _fresh_process_state(monkeypatch)
+    with pytest.warns(RuntimeWarning, match="RETRY_SECONDS=.*'soon'"):
+        kernels.load()
