@@ -10,13 +10,20 @@
         (lq.optimizers.Bop.is_binary_variable, legacy.BAMSProd()),
         default_optimizer=tf.keras.optimizers.legacy.Adam(0.01),
     )
+
+``tf.keras.models.load_model`` needs no ``custom_objects`` for such a model: besides
+``larq_bamsprod.legacy>BAMSProd``, the bare name ``"BAMSProd"`` is registered, as Larq
+registers ``"Bop"``, because ``CaseOptimizer`` records inner optimizers by their ``name``.
+Only ``tf.train.Checkpoint`` keeps the inner optimizers' state, and a loaded
+``CaseOptimizer`` must be compiled again to train (Larq limitations, the same for Bop):
+see ``docs/SERIALIZATION.md``.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from larq_bamsprod import fast
+from larq_bamsprod import fast, optimizers
 from larq_bamsprod import hyperparameters as hp
 from larq_bamsprod.compat import LearningRateSchedule, LegacyOptimizer, register_serializable
 from larq_bamsprod.optimizers import BAMSPROD_DOC, DEFAULTS, SCHEDULABLE
@@ -151,3 +158,25 @@ class BAMSProd(LegacyOptimizer):
         config = hp.deserialize_schedules(config, SCHEDULABLE, custom_objects)
         config.pop("is_legacy_optimizer", None)
         return cls(**config)
+
+
+class _BareName:
+    """What the bare name ``"BAMSProd"`` deserializes to.
+
+    Larq's ``CaseOptimizer.get_config`` records each inner optimizer under its ``name``
+    (``{"class_name": optimizer_config["name"], ...}``), not its registered name, and Larq
+    registers ``Bop`` under its bare name so that this resolves. ``"BAMSProd"`` does the
+    same here for both classes: the config's ``is_legacy_optimizer`` (which the legacy
+    class writes) picks this class, otherwise the new-API one (so
+    ``model.compile(optimizer="BAMSProd")`` gets the new-API class, as strings get Keras'
+    new optimizers). The package-prefixed names remain the primary registration.
+    """
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        hp.check_config(BAMSProd, config)
+        target = BAMSProd if config.get("is_legacy_optimizer") else optimizers.BAMSProd
+        return target.from_config(config, custom_objects=custom_objects)
+
+
+tf.keras.utils.get_custom_objects().setdefault("BAMSProd", _BareName)

@@ -125,6 +125,14 @@ BAMSPROD_DOC = r"""BAMSProd: AMSGrad with a closing projection of the second mom
       gradient is converted to the variable's dtype once (a list is accepted) and a
       gradient whose shape broadcasts to the variable's is broadcast, on every path.
 
+      Inside Larq's ``CaseOptimizer`` (legacy class), Keras' ``ReduceLROnPlateau`` and
+      ``LearningRateScheduler`` callbacks fail (``CaseOptimizer`` has no ``lr``; a Larq
+      limitation). Give the inner optimizers a schedule instead:
+      ``legacy.BAMSProd(learning_rate=tf.keras.optimizers.schedules.PiecewiseConstantDecay(
+      [10_000], [1e-2, 1e-3]))`` (tested). What ``.h5``, ``.keras``, SavedModel and
+      ``tf.train.Checkpoint`` keep of each class, alone and inside ``CaseOptimizer``, is in
+      ``docs/SERIALIZATION.md``; in short, only a checkpoint resumes a ``CaseOptimizer``.
+
     References:
       - Liu et al., 2020. https://openaccess.thecvf.com/content_CVPRW_2020/html/w40/Liu_BAMSProd_A_Step_Towards_Generalizing_the_Adaptive_Optimization_Methods_to_CVPRW_2020_paper.html
       - Reddi et al., 2018, "On the Convergence of Adam and Beyond" (AMSGrad).
