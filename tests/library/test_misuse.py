@@ -238,6 +238,19 @@ def test_gradient_given_as_a_list_trains_like_a_tensor(factory, path, dtype):
     np.testing.assert_allclose(var.numpy(), adam_var.numpy(), rtol=tol, atol=tol)
 
 
+@CLASSES
+@pytest.mark.parametrize("path", ALL_PATHS)
+def test_gradient_given_as_a_variable_trains_like_a_tensor(factory, path):
+    # tf-keras' testGradientsAsVariables: the gradient is itself a tf.Variable.
+    var = tf.Variable([1.0, 2.0])
+    grad = tf.Variable([0.5, -0.25])
+    optimizer = factory(learning_rate=0.1)
+    _step(optimizer, lambda: [(grad, var)], path)
+    state = reference_step(init_state([1.0, 2.0]), [0.5, -0.25], learning_rate=_f32(0.1),
+                           **_legacy_hyper(factory))
+    np.testing.assert_allclose(var.numpy(), state.w, rtol=2e-6, atol=2e-6)
+
+
 # ----------------------------------------------------------------------------------------
 # A gradient whose shape broadcasts to the variable's
 
