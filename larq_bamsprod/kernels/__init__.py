@@ -8,8 +8,9 @@ and source, into a cache directory:
 
 * ``$LARQ_BAMSPROD_KERNEL_DIR`` if set, else ``$XDG_CACHE_HOME/larq_bamsprod/kernels`` (or
   ``~/.cache/larq_bamsprod/kernels``).
-* ``make install`` builds it (``python -m larq_bamsprod.kernels build``); otherwise the
-  first optimizer step that wants it builds it (a few tens of seconds, once).
+* ``make install`` builds it (``python -m larq_bamsprod.kernels build --require``);
+  otherwise the first optimizer step that wants it builds it (a few tens of seconds,
+  once).
 * A build or load that fails never raises: :func:`load` warns once, writes the compiler's
   output next to the cache entry (``<tag>.failed``) and returns ``None``, and the
   optimizers use the pure-TensorFlow update (the reference).
