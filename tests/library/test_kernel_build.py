@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -66,8 +67,12 @@ def _fresh_process_state(monkeypatch):
 
 
 def _run_cli(*args):
+    # The package under test, not another installed copy, runs in the subprocess.
+    root = str(Path(kernels.__file__).parents[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH")) if p))
     return subprocess.run([sys.executable, "-m", "larq_bamsprod.kernels", *args],
-                          capture_output=True, text=True, env=dict(os.environ), timeout=300)
+                          capture_output=True, text=True, env=env, timeout=300)
 
 
 def test_build_require_exits_non_zero_when_the_compiler_fails(fake_compiler):
