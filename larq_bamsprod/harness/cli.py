@@ -121,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-determinism", action="store_true",
                    help="do not enable TensorFlow op determinism (faster on GPU)")
     c.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
-                   help="Keras progress: 0 silent, 1 bar, 2 line per epoch. Default: 1 on a "
-                   "terminal, else 2")
+                   help="progress: 0 one line per run, 1 a bar, 2 a line per evaluation "
+                   "point. Default: 1 on a terminal, else 2")
+    _add_fair_arguments(c)
     r = sub.add_parser(
         "recipe",
         help="run one of larq-zoo's training recipes with BAMSProd, Bop or its own optimizer",
@@ -166,6 +167,34 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--data-dir", default=None, help="TFDS data_dir to look in (default: "
                      "TFDS_DATA_DIR or ~/tensorflow_datasets)")
     return parser
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(
+            f"expected an accuracy in (0, 1], e.g. 0.85, received {text!r}")
+    return value
+
+
+def _add_fair_arguments(p: argparse.ArgumentParser) -> None:
+    """Validation split, evaluation points and the reference of ``compare`` (and ``tune``)."""
+    p.add_argument("--validation-size", type=_positive_int, default=None,
+                   help="examples held out of the training split for validation (a fixed "
+                   "seeded choice, never trained on). Default: 10%% of the split, at most "
+                   "5000")
+    p.add_argument("--eval-every", type=_positive_int, default=None, metavar="STEPS",
+                   help="evaluate on validation every STEPS training steps (and after the "
+                   "last). Default: about 20 evaluations per run")
+    p.add_argument("--reference", default=None,
+                   help="optimizer the others are measured against. Default: bop if "
+                   "compared, else the first of --optimizers")
+    p.add_argument("--target", type=_probability, default=None,
+                   help="validation accuracy for time-to-target. Default: the reference's "
+                   "final validation accuracy, mean over seeds")
 
 
 def _model_args(items: list[str]) -> dict:
@@ -215,6 +244,10 @@ def _compare_config(args):
         augment=args.augment,
         deterministic=not args.no_determinism,
         verbose=args.verbose,
+        validation_size=args.validation_size,
+        eval_every=args.eval_every,
+        reference=args.reference,
+        target=args.target,
     )
     _check_output(cfg.output)
     _check_model_args(cfg)

@@ -1,5 +1,12 @@
 """The comparison harness: several optimizers on one binary graph, fair by construction.
 
+Held out: ``--validation-size`` examples of the training split (default 10%, at most
+5,000, picked by a fixed seeded permutation, the same for every seed and optimizer) are
+never trained on. Every ``--eval-every`` steps (default: about 20 points per run) the
+model is evaluated on them; the best checkpoint and the time to a target validation
+accuracy are chosen on validation only. Test accuracy is measured once at the end, for the
+final weights and for the best-validation weights, and never chooses anything.
+
 For each seed, every optimizer starts from the same initial weights (built once per seed
 and saved under ``OUTPUT/init/``) and sees the same batches in the same order (epoch ``e``
 of seed ``s`` is shuffled with a seed derived from ``(s, e)``, so the order does not
@@ -9,21 +16,22 @@ hyperparameters come from :data:`larq_bamsprod.harness.registry.DEFAULT_HPARAMS`
 
 Nothing is lost on interruption: each (optimizer, seed) run saves a
 ``tf.train.CheckpointManager`` checkpoint (model, optimizer slots, step counters) after
-every epoch and then its history, both atomically. Running the same command again skips
-finished runs and resumes unfinished ones from their last finished epoch; a run killed
-with SIGKILL loses at most the epoch in progress.
+every epoch and then its history (the evaluation rows up to that epoch), both atomically.
+Running the same command again skips finished runs and resumes unfinished ones from their
+last finished epoch; a run killed with SIGKILL loses at most the epoch in progress.
 
 Output folder::
 
     config.json                      what was compared, per-optimizer hyperparameters
                                      included (a rerun must match it: config.py)
     init/seed<S>.weights.h5          the shared initial weights of seed S
-    runs/<opt>-seed<S>/history.json  one row per finished epoch
+    runs/<opt>-seed<S>/history.json  one row per evaluation point of the finished epochs
     runs/<opt>-seed<S>/ckpt/         checkpoints (the last two epochs)
-    runs/<opt>-seed<S>/done.json     written when the run has finished
-    tensorboard/<opt>-seed<S>/       TensorBoard scalars per epoch
-    results.{md,csv,json}            the table (mean +- std over seeds)
-    curves.png                       training loss and test accuracy per epoch
+    runs/<opt>-seed<S>/best.weights.h5  the weights with the best validation accuracy
+    runs/<opt>-seed<S>/done.json     rows + final and best-validation test metrics
+    tensorboard/<opt>-seed<S>/       scalars per evaluation point, learning rate, HParams
+    results.{md,csv,json}            the table: means, paired 95% intervals, verdicts
+    curves.png                       validation accuracy vs steps and seconds, loss
 """
 
 from __future__ import annotations
@@ -44,9 +52,11 @@ from larq_bamsprod.harness.config import (
 from larq_bamsprod.harness.distribute import is_chief, make_strategy
 from larq_bamsprod.harness.files import read_json, write_json_atomic, write_text_atomic
 from larq_bamsprod.harness.models import input_note
-from larq_bamsprod.harness.report import plot_curves, results_csv, results_markdown
+from larq_bamsprod.harness.plots import plot_curves
+from larq_bamsprod.harness.progress import Progress
+from larq_bamsprod.harness.report import results_csv, results_markdown
 from larq_bamsprod.harness.summary import summarize
-from larq_bamsprod.harness.training import load_data, run_one
+from larq_bamsprod.harness.training import evaluation_steps, load_data, run_one
 
 __all__ = ["CompareConfig", "ResumeError", "check_resumable", "run_comparison"]
 
@@ -86,25 +96,31 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
     notes = [note for note in (input_note(cfg.model, data_.input_shape),) if note]
     for note in notes:
         log(f"Note: {note}.")
-    histories: dict[tuple[str, int], list[dict]] = {}
-    total = len(cfg.optimizers) * len(cfg.seeds)
+    total_steps = cfg.epochs * data_.steps_per_epoch
+    points = evaluation_steps(total_steps, cfg.eval_every)
+    log(f"{data_.train_size} training, {data_.validation_size} validation examples; "
+        f"{total_steps} steps per run, {len(points)} evaluation points per run")
+    results: dict[tuple[str, int], dict] = {}
+    progress = Progress(len(cfg.optimizers) * len(cfg.seeds), total_steps, log, cfg.verbose)
     started = time.perf_counter()
-    index = 0
     for seed in cfg.seeds:
         for name in cfg.optimizers:
-            index += 1
-            elapsed = time.perf_counter() - started
-            log(f"[{index}/{total}] {name} seed {seed} ({elapsed:.0f} s elapsed)")
-            histories[(name, seed)] = run_one(cfg, name, seed, data_, strategy, out, log)
+            results[(name, seed)] = run_one(cfg, name, seed, data_, strategy, out, log,
+                                            progress)
             tf.keras.backend.clear_session()
-    summary = summarize(histories)
+    summary = summarize(results, cfg.reference_name, cfg.target)
     summary["config"] = cfg.to_json()
     summary["notes"] = notes
     summary["wall_seconds"] = time.perf_counter() - started
+    summary["train_size"] = data_.train_size
+    summary["validation_size"] = data_.validation_size
+    summary["evaluation_steps"] = points
     if chief:
         write_json_atomic(out / "results.json", summary)
         write_text_atomic(out / "results.md", results_markdown(summary, cfg))
         write_text_atomic(out / "results.csv", results_csv(summary))
-        plot_curves(histories, out / "curves.png", f"{cfg.model} on {cfg.dataset}")
-        log(f"\n{results_markdown(summary, cfg)}\nwritten to {out}/results.md, curves.png")
+        plot_curves({k: r["history"] for k, r in results.items()}, out / "curves.png",
+                    f"{cfg.model} on {cfg.dataset}", summary["target"])
+        log(f"\n{results_markdown(summary, cfg)}\nwritten to {out}/results.md, curves.png "
+            f"({summary['wall_seconds']:.0f} s)")
     return summary

@@ -46,6 +46,8 @@ _FAIRNESS_FIELDS = (
     "augment",
     "mixed_precision",
     "distribute",  # BatchNorm statistics are per replica
+    "validation_size",
+    "eval_every",
 )
 
 
@@ -74,7 +76,15 @@ class CompareConfig:
     image_size: int | None = None
     augment: bool = False
     deterministic: bool = True
-    verbose: int | None = None  # Keras progress bar: None = 1 on a terminal, else 2
+    verbose: int | None = None  # progress: 0 quiet, 1 bar, 2 lines; None = 1 on a terminal
+    # Held out from the training split (data.split_masks); None: 10%, at most 5,000.
+    validation_size: int | None = None
+    # Steps between evaluations on the validation set; None: about 20 per run.
+    eval_every: int | None = None
+    # Optimizer the others are measured against; None: bop if compared, else the first.
+    reference: str | None = None
+    # Validation accuracy of time-to-target; None: the reference's final one, mean over seeds.
+    target: float | None = None
 
     def __post_init__(self):
         self.optimizers = [registry.canonical_name(o) for o in self.optimizers]
@@ -84,7 +94,8 @@ class CompareConfig:
             )
         _positive("epochs", self.epochs)
         _positive("batch_size", self.batch_size)
-        for name in ("steps_per_epoch", "train_subset", "test_subset", "image_size"):
+        for name in ("steps_per_epoch", "train_subset", "test_subset", "image_size",
+                     "validation_size", "eval_every"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
         if not self.seeds:
@@ -105,12 +116,31 @@ class CompareConfig:
         _check_hparams_name_compared_optimizers(self.hparams, self.optimizers)
         for opt, values in self.hparams.items():
             registry.hyperparameters(opt, values)
+        if self.reference is not None:
+            self.reference = registry.canonical_name(self.reference)
+            if self.reference not in self.optimizers:
+                raise ValueError(
+                    f"reference {self.reference!r} is not among the compared optimizers "
+                    f"({', '.join(self.optimizers)}); add it to --optimizers or pick one of them"
+                )
+        if self.target is not None and not (
+            isinstance(self.target, (int, float)) and 0 < self.target <= 1
+        ):
+            raise ValueError(f"target must be a validation accuracy in (0, 1], received "
+                             f"target={self.target!r}")
         from larq_bamsprod.harness import models
 
         models.check_model_args(self.model, self.model_args)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def reference_name(self) -> str:
+        """The optimizer the others are measured against."""
+        if self.reference is not None:
+            return self.reference
+        return "bop" if "bop" in self.optimizers else self.optimizers[0]
 
 
 class ResumeError(RuntimeError):

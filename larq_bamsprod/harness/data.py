@@ -47,6 +47,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -63,6 +64,7 @@ __all__ = [
     "load",
     "prepare",
     "restore_gzip_header",
+    "split_masks",
 ]
 
 FASHION_MNIST_DIR_ENV = "LARQ_BAMSPROD_FASHION_MNIST_DIR"
@@ -416,6 +418,32 @@ def cardinality(name: str, split: str, subset: int | None = None, *,
     return sizes[split] if subset is None else min(subset, sizes[split])
 
 
+VALIDATION_SEED = 20_240_614
+"""Seed of the permutation that picks the validation examples (fixed: every seed, every
+optimizer and every command sees the same validation set)."""
+
+
+def default_validation_size(n_train: int) -> int:
+    """10% of the training split, at most 5,000 examples (at least 1)."""
+    return max(1, min(5_000, n_train // 10))
+
+
+def split_masks(n_train: int, validation_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks ``(train, validation)`` over the ``n_train`` examples of a training split.
+
+    ``validation_size`` examples, drawn by a permutation seeded with ``VALIDATION_SEED``,
+    are held out for validation; the two masks are complements, so no example is in both.
+    """
+    _check_positive_int("validation_size", validation_size)
+    if validation_size >= n_train:
+        raise ValueError(f"validation_size must be smaller than the training split "
+                         f"({n_train} examples), received validation_size={validation_size}.")
+    order = np.random.default_rng(VALIDATION_SEED).permutation(n_train)
+    validation = np.zeros(n_train, dtype=bool)
+    validation[order[:validation_size]] = True
+    return ~validation, validation
+
+
 def _resize_center_crop(image: tf.Tensor, size: int) -> tf.Tensor:
     """Resize the shorter side to size/0.875, then take the central size x size crop."""
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
@@ -440,6 +468,7 @@ def load(
     drop_remainder: bool = False,
     fashion_mnist_dir: str | None = None,
     download: bool = True,
+    select=None,
 ) -> tf.data.Dataset:
     """Return one pass over ``split`` of ``name`` as batches of ``(images, labels)``.
 
@@ -469,6 +498,10 @@ def load(
             `$LARQ_BAMSPROD_FASHION_MNIST_DIR` or `/usr/share/datasets/fashion-mnist`.
         download: Whether a download may be tried when the dataset is not prepared.
             Defaults to `True`.
+        select: A boolean array with one entry per example of the whole ``split`` (TFDS'
+            stored order): only examples whose entry is True are kept, and ``subset`` then
+            takes the first ``subset`` of those. Used to carve a validation set out of the
+            training split (``split_masks``). Defaults to `None` (every example).
 
     Returns:
         A ``tf.data.Dataset`` with elements ``(images, labels)``.
@@ -484,10 +517,28 @@ def load(
         raise TypeError(f"seed must be an int or None, received seed={seed!r}.")
     builder = prepare(name, data_dir=data_dir, fashion_mnist_dir=fashion_mnist_dir,
                       download=download)
-    spec = _split_spec(builder, split, subset)
-    ds = builder.as_dataset(split=spec, as_supervised=True, shuffle_files=False)
-    if shuffle:
+    if select is None:
+        spec = _split_spec(builder, split, subset)
+        ds = builder.as_dataset(split=spec, as_supervised=True, shuffle_files=False)
         n = int(builder.info.splits[spec].num_examples)
+    else:
+        select = np.asarray(select, dtype=bool)
+        total = int(builder.info.splits[split].num_examples)
+        if select.shape != (total,):
+            raise ValueError(f"select must have one entry per example of split={split!r} "
+                             f"({total}), received shape {select.shape}.")
+        n = int(select.sum()) if subset is None else min(subset, int(select.sum()))
+        keep = tf.constant(select)
+        ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+
+        def selected(index, example):
+            return keep[index]
+
+        def drop_index(index, example):
+            return example
+
+        ds = ds.enumerate().filter(selected).map(drop_index).take(n)
+    if shuffle:
         ds = ds.shuffle(min(n, SHUFFLE_BUFFER_LIMIT), seed=seed,
                         reshuffle_each_iteration=True)
 

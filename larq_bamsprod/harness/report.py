@@ -6,11 +6,8 @@ import csv
 import io
 import json
 import math
-import os
-from pathlib import Path
 
-import numpy as np
-
+from larq_bamsprod.harness import stats
 from larq_bamsprod.harness.config import CompareConfig
 
 
@@ -21,34 +18,61 @@ def _fmt(mean, std, pct=True):
     return f"{mean * scale:.2f} ± {std * scale:.2f}"
 
 
+def _interval(iv: dict | None, scale: float = 100, digits: int = 2) -> str:
+    if not iv or iv.get("mean") is None:
+        return "-"
+    text = f"{iv['mean'] * scale:+.{digits}f}"
+    if iv.get("low") is not None:
+        text += f" [{iv['low'] * scale:+.{digits}f}, {iv['high'] * scale:+.{digits}f}]"
+    return text
+
+
+def _speed(value) -> str:
+    if value is None:
+        return "-"
+    return "inf" if math.isinf(value) else f"{value:.2f}x"
+
+
 def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
     rows = summary["rows"]
+    ref = summary["reference"]
     has_top5 = any("final_test_top5_mean" in r for r in rows)
-    head = ["optimizer", "seeds", "final test top-1 (%)", "best test top-1 (%)"]
+    head = ["optimizer", "seeds", "final val top-1 (%)", "final test top-1 (%)",
+            "test top-1 at best val (%)"]
     if has_top5:
         head.append("final test top-5 (%)")
-    head += ["final train loss", f"epoch reaching {summary['reference']}'s best",
-             f"speed-up vs {summary['reference']}", "ms / step"]
+    head += [f"test diff vs {ref} (pp) [95% CI]", "verdict", "steps to target",
+             f"speed-up vs {ref} (median)", f"steps diff vs {ref} [95% CI]",
+             "final train loss", "train s", "eval s", "ms / step"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [
             r["optimizer"],
             str(r["seeds"]),
+            _fmt(r.get("final_val_accuracy_mean"), r.get("final_val_accuracy_std")),
             _fmt(r.get("final_test_accuracy_mean"), r.get("final_test_accuracy_std")),
-            _fmt(r.get("best_test_accuracy_mean"), r.get("best_test_accuracy_std")),
+            _fmt(r.get("best_val_test_accuracy_mean"), r.get("best_val_test_accuracy_std")),
         ]
         if has_top5:
             cells.append(_fmt(r.get("final_test_top5_mean"), r.get("final_test_top5_std")))
-        reach = r.get("epochs_to_ref_best")
-        speed = r.get("speedup_vs_ref_mean")
+        reach = r.get("steps_to_target")
+        diff_steps = r.get("diff_steps_to_target")
         cells += [
-            _fmt(r.get("final_train_loss_mean"), r.get("final_train_loss_std"), pct=False),
+            "-" if r["optimizer"] == ref else _interval(r.get("diff_final_test_accuracy")),
+            r.get("verdict", "-"),
             "-" if reach is None else ", ".join("never" if e is None else str(e) for e in reach),
-            "-" if speed is None else f"{speed:.2f}x",
+            _speed(r.get("speedup_median")),
+            "-" if r["optimizer"] == ref or not diff_steps or diff_steps["n"] == 0
+            else _interval(diff_steps, scale=1, digits=0) + f" (n={diff_steps['n']})",
+            _fmt(r.get("final_train_loss_mean"), r.get("final_train_loss_std"), pct=False),
+            "-" if r.get("train_seconds_mean") is None else f"{r['train_seconds_mean']:.1f}",
+            "-" if r.get("eval_seconds_mean") is None else f"{r['eval_seconds_mean']:.1f}",
             "-" if r["step_ms_median"] is None else f"{r['step_ms_median']:.1f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
+    if summary.get("target") is not None:
+        text += "\n" + stats.rules_text(ref, summary["target"]) + "\n"
     if cfg is not None:
         text = (
             f"Model `{cfg.model}`"
@@ -59,7 +83,11 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
             + (f", train subset {cfg.train_subset}" if cfg.train_subset else "")
             + (f", {cfg.steps_per_epoch} steps/epoch" if cfg.steps_per_epoch else "")
             + (f", test subset {cfg.test_subset}" if cfg.test_subset else "")
-            + ". Mean ± std over seeds; 'epoch reaching' lists one entry per seed.\n\n"
+            + (f"; {summary['train_size']} training and {summary['validation_size']} "
+               "held-out validation examples" if summary.get("validation_size") else "")
+            + ". Mean ± std over seeds; 'steps to target' lists one entry per seed; "
+            "train s / eval s: seconds spent training / evaluating on validation, mean "
+            "per run.\n\n"
             + "".join(f"Note: {note}.\n\n" for note in summary.get("notes", []))
             + text
         )
@@ -74,48 +102,6 @@ def results_csv(summary: dict) -> str:
     writer = csv.DictWriter(buf, fieldnames=keys)
     writer.writeheader()
     for row in summary["rows"]:
-        writer.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()})
+        writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v
+                         for k, v in row.items()})
     return buf.getvalue()
-
-
-def plot_curves(histories: dict[tuple[str, int], list[dict]], path: str | os.PathLike,
-                title: str = "") -> None:
-    """Training loss and test accuracy per epoch (mean, shaded min-max over seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    optimizers = list(dict.fromkeys(opt for opt, _ in histories))
-    fig, axes = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
-    for opt in optimizers:
-        runs = [h for (o, _), h in histories.items() if o == opt and h]
-        if not runs:
-            continue
-        length = min(len(h) for h in runs)
-        epochs = np.arange(1, length + 1)
-        for ax, key in zip(axes, ("train_loss", "test_accuracy")):
-            values = np.array([[r[key] for r in h[:length]] for h in runs])
-            mean = values.mean(axis=0)
-            (line,) = ax.plot(epochs, mean, marker="o", ms=3, label=opt,
-                              lw=2.5 if opt == "bamsprod" else 1.5)
-            if len(runs) > 1:
-                ax.fill_between(epochs, values.min(0), values.max(0),
-                                color=line.get_color(), alpha=0.15)
-    axes[0].set_ylabel("training loss")
-    axes[0].set_yscale("log")
-    axes[1].set_ylabel("test top-1 accuracy")
-    axes[1].set_xlabel("epoch")
-    axes[1].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    axes[0].legend(ncol=2, fontsize=8)
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    if title:
-        axes[0].set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)

@@ -1,9 +1,15 @@
-"""Per-(optimizer, seed) histories aggregated into one row per optimizer."""
+"""Per-(optimizer, seed) results aggregated into one row per optimizer.
+
+The rules (time to target, speed-up, paired intervals, verdicts) are in
+:mod:`larq_bamsprod.harness.stats`.
+"""
 
 from __future__ import annotations
 
 import math
 import statistics
+
+from larq_bamsprod.harness import stats
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -14,60 +20,72 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), std
 
 
-def first_epoch_reaching(history: list[dict], target: float, key="test_accuracy"):
-    """First epoch (1-based) whose ``key`` is at least ``target``, or None."""
-    for row in history:
-        if row[key] >= target:
-            return row["epoch"]
-    return None
+def default_target(results: dict[tuple[str, int], dict], reference: str) -> float | None:
+    """The reference's final validation accuracy, mean over its seeds."""
+    finals = [r["final"]["val_accuracy"] for (opt, _), r in results.items() if opt == reference]
+    return statistics.fmean(finals) if finals else None
 
 
-def summarize(histories: dict[tuple[str, int], list[dict]], reference: str = "bop") -> dict:
-    """Aggregate per-(optimizer, seed) histories into one row per optimizer.
+def summarize(results: dict[tuple[str, int], dict], reference: str = "bop",
+              target: float | None = None) -> dict:
+    """Aggregate per-(optimizer, seed) results (``training.run_one``'s) per optimizer.
 
-    Per seed, ``reference`` (Bop) reaches its best test accuracy ``b`` first at epoch
-    ``E_ref``; each optimizer's ``epochs_to_ref_best`` is the first epoch at which it
-    reaches ``b`` and ``speedup_vs_ref = E_ref / epochs_to_ref_best`` (> 1: faster than
-    Bop; missing when it never reaches ``b``). Means are over the seeds where defined.
+    ``target`` defaults to :func:`default_target`. Every difference is paired by seed
+    against ``reference``.
     """
-    optimizers = list(dict.fromkeys(opt for opt, _ in histories))
-    seeds = sorted({seed for _, seed in histories})
+    if target is None:
+        target = default_target(results, reference)
+    optimizers = list(dict.fromkeys(opt for opt, _ in results))
+    seeds = sorted({seed for _, seed in results})
+
+    def per_seed(opt, get):
+        return {s: get(results[(opt, s)]) for s in seeds if (opt, s) in results}
+
+    def to_target(opt):
+        if target is None:
+            return {}
+        return per_seed(opt, lambda r: stats.time_to_target(r["history"], target))
+
+    ref_test = per_seed(reference, lambda r: r["final"]["test_accuracy"])
+    ref_val = per_seed(reference, lambda r: r["final"]["val_accuracy"])
+    ref_reach = to_target(reference)
     rows = []
     for opt in optimizers:
-        finals, bests, top5, step_times, reach, speed, losses = [], [], [], [], [], [], []
-        for seed in seeds:
-            hist = histories.get((opt, seed))
-            if not hist:
-                continue
-            finals.append(hist[-1]["test_accuracy"])
-            bests.append(max(r["test_accuracy"] for r in hist))
-            losses.append(hist[-1]["train_loss"])
-            if "test_top5" in hist[-1]:
-                top5.append(hist[-1]["test_top5"])
-            times = [r["step_seconds_median"] for r in hist if r.get("step_seconds_median")]
-            if times:
-                step_times.append(statistics.median(times))
-            ref = histories.get((reference, seed))
-            if ref:
-                ref_best = max(r["test_accuracy"] for r in ref)
-                ref_epoch = first_epoch_reaching(ref, ref_best)
-                epoch = first_epoch_reaching(hist, ref_best)
-                reach.append(epoch)
-                if epoch is not None:
-                    speed.append(ref_epoch / epoch)
-        row = {"optimizer": opt, "seeds": len(finals)}
+        test = per_seed(opt, lambda r: r["final"]["test_accuracy"])
+        val = per_seed(opt, lambda r: r["final"]["val_accuracy"])
+        row = {"optimizer": opt, "seeds": len(test)}
         for key, values in (
-            ("final_test_accuracy", finals),
-            ("best_test_accuracy", bests),
-            ("final_train_loss", losses),
-            ("final_test_top5", top5),
+            ("final_val_accuracy", val),
+            ("final_test_accuracy", test),
+            ("best_val_test_accuracy", per_seed(opt, lambda r: r["best"]["test_accuracy"])),
+            ("final_train_loss", per_seed(opt, lambda r: r["history"][-1]["train_loss"])),
+            ("final_test_top5", per_seed(opt, lambda r: r["final"].get("test_top5"))),
+            ("train_seconds", per_seed(opt, lambda r: r["train_seconds"])),
+            ("eval_seconds", per_seed(opt, lambda r: r["eval_seconds"])),
         ):
-            if values:
-                row[key + "_mean"], row[key + "_std"] = mean_std(values)
+            if any(v is not None for v in values.values()):
+                row[key + "_mean"], row[key + "_std"] = mean_std(list(values.values()))
+        step_times = [r["step_seconds_median"] for (o, _), res in results.items() if o == opt
+                      for r in res["history"] if r.get("step_seconds_median")]
         row["step_ms_median"] = 1000 * statistics.median(step_times) if step_times else None
+        reach = to_target(opt)
         if reach:
-            row["epochs_to_ref_best"] = reach
-            row["ref_best_reached"] = f"{sum(e is not None for e in reach)}/{len(reach)}"
-            row["speedup_vs_ref_mean"] = statistics.fmean(speed) if speed else None
+            steps = {s: v[0] for s, v in reach.items()}
+            ref_steps = {s: v[0] for s, v in ref_reach.items()}
+            row["steps_to_target"] = [steps[s] for s in sorted(steps)]
+            row["seconds_to_target"] = [reach[s][1] for s in sorted(reach)]
+            row["target_reached"] = f"{sum(v is not None for v in steps.values())}/{len(steps)}"
+            speed = [stats.speedup(ref_steps.get(s), steps[s]) for s in sorted(steps)
+                     if s in ref_steps]
+            row["speedup_per_seed"] = speed
+            row["speedup_median"] = stats.median_speedup(speed)
+            row["diff_steps_to_target"] = stats.mean_interval(
+                stats.paired_differences(steps, ref_steps))
+        row["diff_final_test_accuracy"] = stats.mean_interval(
+            stats.paired_differences(test, ref_test))
+        row["diff_final_val_accuracy"] = stats.mean_interval(
+            stats.paired_differences(val, ref_val))
+        row["verdict"] = ("reference" if opt == reference
+                          else stats.verdict(row["diff_final_test_accuracy"]))
         rows.append(row)
-    return {"reference": reference, "seeds": seeds, "rows": rows}
+    return {"reference": reference, "target": target, "seeds": seeds, "rows": rows}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,6 +20,7 @@ from larq_bamsprod.harness import registry
 from larq_bamsprod.harness.config import CompareConfig, ResumeError, describe_hparams
 from larq_bamsprod.harness.distribute import is_chief, shard_by_data
 from larq_bamsprod.harness.files import read_json, write_json_atomic
+from larq_bamsprod.harness.progress import Progress
 
 
 def schedule_shape(name: str, total_steps: int):
@@ -41,25 +41,14 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
 
-class _StepTimer(tf.keras.callbacks.Callback):
-    """Wall time of each training batch (the first two of an epoch are skipped)."""
+def evaluation_steps(total_steps: int, eval_every: int | None) -> list[int]:
+    """Steps after which the model is evaluated on the validation set.
 
-    def __init__(self):
-        super().__init__()
-        self.times: list[float] = []
-        self._start = 0.0
-        self._batch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.times, self._batch = [], 0
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._batch += 1
-        if self._batch > 2:
-            self.times.append(time.perf_counter() - self._start)
+    Every ``eval_every`` steps and after the last step; ``eval_every=None`` gives about
+    20 evaluations per run (``round(total_steps / 20)`` steps apart, at least 1).
+    """
+    every = eval_every or max(1, round(total_steps / 20))
+    return sorted(set(range(every, total_steps + 1, every)) | {total_steps})
 
 
 @dataclasses.dataclass
@@ -67,19 +56,35 @@ class Data:
     num_classes: int
     input_shape: tuple[int, int, int]
     train: Callable[[int], tf.data.Dataset]  # epoch seed -> dataset
+    validation: tf.data.Dataset
     test: tf.data.Dataset
     steps_per_epoch: int
+    train_size: int
+    validation_size: int
 
 
 def load_data(cfg: CompareConfig, global_batch: int) -> Data:
+    """Training batches, the held-out validation set and the test set of ``cfg``.
+
+    The validation set is ``cfg.validation_size`` examples of the training split (by
+    default 10%, at most 5,000) picked by a fixed seeded permutation
+    (:func:`larq_bamsprod.harness.data.split_masks`), so it is the same for every seed and
+    optimizer; ``--train-subset N`` then takes the first N of the remaining examples. No
+    example is both trained on and validated on.
+    """
     from larq_bamsprod.harness import data
 
     info = data.get_info(cfg.dataset)
     shape = tuple(info.image_shape)
     if cfg.image_size is not None:
         shape = (cfg.image_size, cfg.image_size, shape[2])
-    n_train = data.cardinality(cfg.dataset, info.train_split, cfg.train_subset,
-                               data_dir=cfg.data_dir)
+    data.prepare(cfg.dataset, data_dir=cfg.data_dir)
+    n_split = data.cardinality(cfg.dataset, info.train_split, data_dir=cfg.data_dir)
+    validation_size = cfg.validation_size or data.default_validation_size(n_split)
+    train_mask, validation_mask = data.split_masks(n_split, validation_size)
+    n_train = n_split - validation_size
+    if cfg.train_subset is not None:
+        n_train = min(n_train, cfg.train_subset)
     steps = cfg.steps_per_epoch or max(n_train // global_batch, 1)
 
     def train(seed: int) -> tf.data.Dataset:
@@ -94,9 +99,19 @@ def load_data(cfg: CompareConfig, global_batch: int) -> Data:
             image_size=cfg.image_size,
             augment=cfg.augment,
             drop_remainder=True,
+            select=train_mask,
         )
         return shard_by_data(ds.repeat().take(steps))
 
+    validation = data.load(
+        cfg.dataset,
+        info.train_split,
+        batch_size=global_batch,
+        shuffle=False,
+        data_dir=cfg.data_dir,
+        image_size=cfg.image_size,
+        select=validation_mask,
+    )
     test = data.load(
         cfg.dataset,
         info.test_split,
@@ -106,7 +121,10 @@ def load_data(cfg: CompareConfig, global_batch: int) -> Data:
         data_dir=cfg.data_dir,
         image_size=cfg.image_size,
     )
-    return Data(info.num_classes, shape, train, shard_by_data(test), steps)
+    # Read once into memory: evaluated ~20 times per run, from the same examples each time.
+    validation = validation.cache()
+    return Data(info.num_classes, shape, train, shard_by_data(validation), shard_by_data(test),
+                steps, n_train, validation_size)
 
 
 def _build(cfg, data_: Data, strategy, optimizer_name: str | None, seed: int, total_steps):
@@ -148,6 +166,149 @@ def _init_weights(cfg, data_, strategy, seed: int, out: Path) -> Path:
     return path
 
 
+def learning_rate(optimizer) -> float | None:
+    """The learning rate ``optimizer`` applies at its current step (for Larq's
+    ``CaseOptimizer``, e.g. Bop: the rate of its default optimizer, the real-valued one)."""
+    inner = getattr(optimizer, "default_optimizer", None) or optimizer
+    rate = getattr(inner, "learning_rate", None)
+    if rate is None:
+        return None
+    if isinstance(rate, tf.keras.optimizers.schedules.LearningRateSchedule):
+        rate = rate(inner.iterations)
+    try:
+        return float(tf.keras.backend.get_value(rate))
+    except (TypeError, ValueError):
+        return None
+
+
+class _Evaluator(tf.keras.callbacks.Callback):
+    """Evaluates on the validation set at the steps in ``points``, inside ``model.fit``.
+
+    Keeps training time and evaluation time apart: ``train_seconds`` and ``eval_seconds``
+    are totals over the run. The first step of each process (tracing, graph building, the
+    input pipeline's first fill) goes to ``startup_seconds`` instead, so that the order in
+    which runs share a process does not show up as training time. ``model.evaluate`` resets
+    the compiled metrics, so the training loss and accuracy logged at a point are means over
+    the steps since the previous point.
+    """
+
+    def __init__(self, run: _Run):
+        super().__init__()
+        self.run = run
+        self._mark = 0.0
+        self._batch_start = 0.0
+        self._first = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._mark = time.perf_counter()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._batch_start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        run = self.run
+        now = time.perf_counter()
+        if self._first:
+            run.startup_seconds += now - self._mark
+            self._mark, self._first = now, False
+        else:
+            run.step_times.append(now - self._batch_start)
+        run.step += 1
+        run.progress.step()
+        if run.step in run.points:
+            run.train_seconds += now - self._mark
+            run.evaluate(self.model, logs or {})
+            self._mark = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.run.train_seconds += time.perf_counter() - self._mark
+
+
+@dataclasses.dataclass
+class _Run:
+    """The state of one (optimizer, seed) run that the evaluator and the loop share."""
+
+    name: str
+    seed: int
+    data: Data
+    optimizer: tf.keras.optimizers.Optimizer
+    points: list[int]
+    rows: list[dict]
+    run_dir: Path
+    writer: object
+    chief: bool
+    progress: Progress
+    step: int = 0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    startup_seconds: float = 0.0
+    step_times: list[float] = dataclasses.field(default_factory=list)
+    best_accuracy: float = -1.0
+
+    def evaluate(self, model, train_logs: dict) -> None:
+        start = time.perf_counter()
+        val = model.evaluate(self.data.validation, verbose=0, return_dict=True)
+        self.eval_seconds += time.perf_counter() - start
+        times = self.step_times
+        row = {
+            "step": self.step,
+            "epoch": self.step / self.data.steps_per_epoch,
+            "train_loss": float(train_logs.get("loss", float("nan"))),
+            "train_accuracy": float(train_logs.get("accuracy", float("nan"))),
+            "val_loss": float(val["loss"]),
+            "val_accuracy": float(val["accuracy"]),
+            "learning_rate": learning_rate(self.optimizer),
+            "train_seconds": self.train_seconds,
+            "eval_seconds": self.eval_seconds,
+            "step_seconds_median": statistics.median(times) if times else None,
+        }
+        if "top5" in val:
+            row["val_top5"] = float(val["top5"])
+        self.step_times = []
+        self.rows.append(row)
+        if self.chief:
+            with self.writer.as_default(step=self.step):
+                for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                            "val_top5", "learning_rate"):
+                    if row.get(key) is not None:
+                        tf.summary.scalar(key, row[key])
+                tf.summary.scalar("train_seconds", row["train_seconds"])
+            self.writer.flush()
+        if row["val_accuracy"] > self.best_accuracy:
+            self.best_accuracy = row["val_accuracy"]
+            _save_weights_atomic(model, self.run_dir / "best.weights.h5")
+        self.progress.evaluated(
+            self.step, self.points.index(self.step) + 1,
+            f"val acc {row['val_accuracy']:.4f}, train loss {row['train_loss']:.4f}")
+
+
+def _save_weights_atomic(model, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")  # keeps the .weights.h5 format
+    model.save_weights(str(tmp))
+    os.replace(tmp, path)
+
+
+def _evaluate_test(model, data_: Data) -> dict:
+    test = model.evaluate(data_.test, verbose=0, return_dict=True)
+    result = {"test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"])}
+    if "top5" in test:
+        result["test_top5"] = float(test["top5"])
+    return result
+
+
+def _read_history(run_dir: Path) -> dict:
+    state = read_json(run_dir / "history.json")
+    if state is None:
+        return {"epochs_done": 0, "rows": [], "train_seconds": 0.0, "eval_seconds": 0.0}
+    if not isinstance(state, dict) or "rows" not in state:
+        raise ResumeError(
+            f"{run_dir}: history.json was written by an older version of the harness (one "
+            "row per epoch, test accuracy only); delete this run folder to start it again"
+        )
+    return state
+
+
 def run_one(
     cfg: CompareConfig,
     optimizer_name: str,
@@ -156,9 +317,21 @@ def run_one(
     strategy: tf.distribute.Strategy,
     out: Path,
     log: Callable[[str], None] = print,
-) -> list[dict]:
-    """Train one (optimizer, seed) run to ``cfg.epochs``, resuming if possible."""
+    progress: Progress | None = None,
+) -> dict:
+    """Train one (optimizer, seed) run to ``cfg.epochs``, resuming if possible.
+
+    Returns what ``done.json`` holds: ``history`` (one row per evaluation point: step,
+    validation loss and accuracy, training loss and accuracy since the previous point,
+    learning rate, cumulative training and evaluation seconds), ``final`` and ``best``
+    (test metrics of the final weights and of the weights with the best validation
+    accuracy; test never chooses anything) and ``hyperparameters``.
+    """
     run_dir = out / "runs" / f"{optimizer_name}-seed{seed}"
+    label = f"{optimizer_name} seed {seed}"
+    total_steps = cfg.epochs * data_.steps_per_epoch
+    points = evaluation_steps(total_steps, cfg.eval_every)
+    progress = progress or Progress(1, total_steps, log, cfg.verbose)
     chief = is_chief(strategy)
     done = read_json(run_dir / "done.json")
     if done is not None:
@@ -168,12 +341,11 @@ def run_one(
                 f"{run_dir} finished with hyperparameters {recorded}, not "
                 f"{describe_hparams(cfg, optimizer_name)}; use another --output"
             )
-        if len(done["history"]) >= cfg.epochs:
-            log(f"{optimizer_name} seed {seed}: finished earlier, skipped")
-            return done["history"]
+        if done.get("epochs", cfg.epochs) >= cfg.epochs:
+            progress.skip_run(label)
+            return done
         # More epochs with the constant schedule (config.py): continue from the checkpoint.
-    history: list[dict] = read_json(run_dir / "history.json", []) or []
-    total_steps = cfg.epochs * data_.steps_per_epoch
+    state = _read_history(run_dir)
     init_path = _init_weights(cfg, data_, strategy, seed, out)
     model, optimizer = _build(cfg, data_, strategy, optimizer_name, seed, total_steps)
     model.load_weights(str(init_path))
@@ -181,11 +353,12 @@ def run_one(
     ckpt_dir = run_dir / "ckpt" if chief else out / ".scratch" / f"{os.getpid()}-{seed}"
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=2)
-    if history:
-        wanted = str(ckpt_dir / f"ckpt-{len(history)}")
+    epochs_done = state["epochs_done"]
+    if epochs_done:
+        wanted = str(ckpt_dir / f"ckpt-{epochs_done}")
         if not tf.io.gfile.exists(wanted + ".index"):
             raise ResumeError(
-                f"{run_dir}: history.json has {len(history)} epochs but checkpoint {wanted} is "
+                f"{run_dir}: history.json has {epochs_done} epochs but checkpoint {wanted} is "
                 "missing; delete this run folder to start the run again"
             )
         try:
@@ -195,55 +368,77 @@ def run_one(
                 f"{run_dir}: checkpoint {wanted} does not fit this run's model and optimizer "
                 f"({str(error).splitlines()[0]}); delete this run folder to start it again"
             ) from error
-        log(f"{optimizer_name} seed {seed}: resumed after epoch {len(history)}")
+        log(f"{label}: resumed after epoch {epochs_done}")
 
     writer = tf.summary.create_file_writer(str(out / "tensorboard" / run_dir.name))
-    timer = _StepTimer()
-    verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 2)
-    for epoch in range(len(history), cfg.epochs):
+    run = _Run(optimizer_name, seed, data_, optimizer, points, list(state["rows"]), run_dir,
+               writer, chief, progress, step=epochs_done * data_.steps_per_epoch,
+               train_seconds=state["train_seconds"], eval_seconds=state["eval_seconds"])
+    run.best_accuracy = max((r["val_accuracy"] for r in run.rows), default=-1.0)
+    progress.start_run(label, run.step, len(points))
+    evaluator = _Evaluator(run)
+    for epoch in range(epochs_done, cfg.epochs):
         tf.keras.utils.set_random_seed(epoch_seed(seed, epoch))
-        start = time.perf_counter()
-        fit = model.fit(
+        model.fit(
             data_.train(epoch_seed(seed, epoch)),
             epochs=epoch + 1,
             initial_epoch=epoch,
             steps_per_epoch=data_.steps_per_epoch,
-            callbacks=[timer],
-            verbose=verbose,
+            callbacks=[evaluator],
+            verbose=0,
         )
-        train_seconds = time.perf_counter() - start
-        test = model.evaluate(data_.test, verbose=0, return_dict=True)
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": float(fit.history["loss"][-1]),
-            "train_accuracy": float(fit.history["accuracy"][-1]),
-            "test_loss": float(test["loss"]),
-            "test_accuracy": float(test["accuracy"]),
-            "train_seconds": train_seconds,
-            "step_seconds_median": statistics.median(timer.times) if timer.times else None,
-            "steps": data_.steps_per_epoch,
-        }
-        if "top5" in test:
-            row["test_top5"] = float(test["top5"])
         # Checkpoint first, then history: a kill in between leaves the older history,
         # whose matching checkpoint is still kept (max_to_keep=2).
         manager.save(checkpoint_number=epoch + 1)
-        history.append(row)
         if chief:
-            write_json_atomic(run_dir / "history.json", history)
-            with writer.as_default(step=epoch + 1):
-                for key, value in row.items():
-                    if isinstance(value, float) and key != "epoch":
-                        tf.summary.scalar(key, value)
-            writer.flush()
-        log(
-            f"{optimizer_name} seed {seed}: epoch {epoch + 1}/{cfg.epochs} "
-            f"train loss {row['train_loss']:.4f} test acc {row['test_accuracy']:.4f} "
-            f"({train_seconds:.1f} s)"
-        )
+            write_json_atomic(run_dir / "history.json", {
+                "epochs_done": epoch + 1, "rows": run.rows,
+                "train_seconds": run.train_seconds, "eval_seconds": run.eval_seconds,
+            })
+    start = time.perf_counter()
+    final = _evaluate_test(model, data_)
+    best_row = max(run.rows, key=lambda r: r["val_accuracy"])  # first of equal ones
+    model.load_weights(str(run_dir / "best.weights.h5"))
+    best = {"step": best_row["step"], "val_accuracy": best_row["val_accuracy"],
+            **_evaluate_test(model, data_)}
+    test_seconds = time.perf_counter() - start
+    final = {"step": run.rows[-1]["step"], "val_accuracy": run.rows[-1]["val_accuracy"],
+             "val_loss": run.rows[-1]["val_loss"], **final}
+    hparams = describe_hparams(cfg, optimizer_name)
+    result = {
+        "epochs": cfg.epochs,
+        "history": run.rows,
+        "final": final,
+        "best": best,
+        "hyperparameters": hparams,
+        "train_seconds": run.train_seconds,
+        "eval_seconds": run.eval_seconds,
+        "test_seconds": test_seconds,
+        "startup_seconds": run.startup_seconds,
+        "train_size": data_.train_size,
+        "validation_size": data_.validation_size,
+    }
     if chief:
-        write_json_atomic(
-            run_dir / "done.json",
-            {"history": history, "hyperparameters": describe_hparams(cfg, optimizer_name)},
-        )
-    return history
+        _log_hparams(writer, optimizer_name, seed, hparams, final, best, total_steps)
+        write_json_atomic(run_dir / "done.json", result)
+    progress.end_run(
+        f"final val acc {final['val_accuracy']:.4f}, test acc {final['test_accuracy']:.4f}; "
+        f"train {run.train_seconds:.1f} s, eval {run.eval_seconds:.1f} s")
+    return result
+
+
+def _log_hparams(writer, name: str, seed: int, hparams: dict, final: dict, best: dict,
+                 step: int) -> None:
+    """One entry of TensorBoard's HParams dashboard: the run's settings and results."""
+    from tensorboard.plugins.hparams import api as hp
+
+    values = {"optimizer": name, "seed": seed}
+    for key, value in hparams.items():
+        values[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    with writer.as_default(step=step):
+        hp.hparams(values, trial_id=f"{name}-seed{seed}")
+        for prefix, metrics in (("final", final), ("best", best)):
+            for key in ("val_accuracy", "test_accuracy", "test_loss"):
+                if key in metrics:
+                    tf.summary.scalar(f"{prefix}_{key}", metrics[key])
+    writer.flush()

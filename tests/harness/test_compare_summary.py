@@ -1,71 +1,144 @@
-"""The comparison table: aggregation over seeds and the convergence-speed ratio vs Bop."""
+"""The comparison's numbers, checked against values worked out by hand on fixed histories:
+time to target, speed-ups, paired 95% intervals, verdicts, and the tables."""
 
 import math
 
 import pytest
 
-from larq_bamsprod.harness import compare, report, summary
+from larq_bamsprod.harness import compare, report, stats, summary
 
 
-def _history(accuracies, losses=None):
-    losses = losses or [1.0 / (i + 1) for i in range(len(accuracies))]
+def _rows(val_accuracies, steps=(10, 20, 30)):
     return [
-        {"epoch": i + 1, "test_accuracy": a, "train_loss": loss, "step_seconds_median": 0.01}
-        for i, (a, loss) in enumerate(zip(accuracies, losses))
+        {"step": s, "val_accuracy": a, "val_loss": 1.0 - a, "train_loss": 1.0 / (i + 1),
+         "train_seconds": s / 10, "step_seconds_median": 0.01}
+        for i, (s, a) in enumerate(zip(steps, val_accuracies))
     ]
 
 
-def test_speedup_is_bop_epochs_to_its_best_over_epochs_to_reach_it():
-    # Bop's best (0.80) first appears at epoch 4; BAMSProd reaches 0.80 at epoch 2 -> 2.0x.
-    histories = {
-        ("bop", 0): _history([0.5, 0.6, 0.7, 0.8, 0.8]),
-        ("bamsprod", 0): _history([0.6, 0.81, 0.82, 0.83, 0.84]),
-        ("adam", 0): _history([0.5, 0.55, 0.6, 0.65, 0.7]),
-    }
-    rows = {r["optimizer"]: r for r in summary.summarize(histories)["rows"]}
-    assert rows["bamsprod"]["epochs_to_ref_best"] == [2]
-    assert rows["bamsprod"]["speedup_vs_ref_mean"] == pytest.approx(4 / 2)
-    assert rows["bop"]["speedup_vs_ref_mean"] == pytest.approx(1.0)
-    assert rows["adam"]["epochs_to_ref_best"] == [None]
-    assert rows["adam"]["speedup_vs_ref_mean"] is None
-    assert rows["adam"]["ref_best_reached"] == "0/1"
+def _result(val_accuracies, test_accuracy):
+    rows = _rows(val_accuracies)
+    return {"history": rows,
+            "final": {"val_accuracy": rows[-1]["val_accuracy"], "test_accuracy": test_accuracy},
+            "best": {"test_accuracy": test_accuracy}, "train_seconds": 3.0, "eval_seconds": 1.0}
 
 
-def test_mean_and_sample_std_over_seeds():
-    histories = {
-        ("bop", 0): _history([0.5, 0.6]),
-        ("bop", 1): _history([0.5, 0.7]),
-        ("bop", 2): _history([0.9, 0.8]),
-    }
-    (row,) = summary.summarize(histories)["rows"]
-    finals = [0.6, 0.7, 0.8]
-    mean = sum(finals) / 3
-    std = math.sqrt(sum((f - mean) ** 2 for f in finals) / 2)  # sample std, n - 1
-    assert row["final_test_accuracy_mean"] == pytest.approx(mean)
-    assert row["final_test_accuracy_std"] == pytest.approx(std)
-    assert row["best_test_accuracy_mean"] == pytest.approx((0.6 + 0.7 + 0.9) / 3)
-    assert row["seeds"] == 3
+# Three seeds. bop's final validation accuracies 0.7, 0.8, 0.9 -> target 0.8.
+RESULTS = {
+    ("bop", 0): _result([0.5, 0.6, 0.7], 0.70),  # never reaches 0.8
+    ("bop", 1): _result([0.5, 0.7, 0.8], 0.75),  # step 30
+    ("bop", 2): _result([0.6, 0.7, 0.9], 0.80),  # step 30
+    ("bamsprod", 0): _result([0.8, 0.85, 0.86], 0.80),  # step 10
+    ("bamsprod", 1): _result([0.7, 0.8, 0.82], 0.85),  # step 20
+    ("bamsprod", 2): _result([0.81, 0.9, 0.91], 0.92),  # step 10
+    ("adam", 0): _result([0.5, 0.55, 0.6], 0.60),  # never
+    ("adam", 1): _result([0.6, 0.7, 0.79], 0.80),  # never
+    ("adam", 2): _result([0.7, 0.8, 0.85], 0.79),  # step 20
+    ("sgdm", 0): _result([0.1, 0.2, 0.3], 0.50),
+    ("sgdm", 1): _result([0.1, 0.2, 0.3], 0.55),
+    ("sgdm", 2): _result([0.1, 0.2, 0.3], 0.60),
+}
 
 
-def test_markdown_table_has_one_row_per_optimizer_and_percentages():
-    histories = {("bop", 0): _history([0.5, 0.6]), ("bamsprod", 0): _history([0.55, 0.65])}
-    text = report.results_markdown(summary.summarize(histories))
+@pytest.fixture(scope="module")
+def rows():
+    return {r["optimizer"]: r for r in summary.summarize(RESULTS, "bop")["rows"]}
+
+
+def test_default_target_is_the_references_final_validation_accuracy_mean_over_seeds():
+    assert summary.summarize(RESULTS, "bop")["target"] == pytest.approx(0.8)
+    assert summary.summarize(RESULTS, "bop", target=0.5)["target"] == 0.5
+
+
+def test_time_to_target_is_the_first_evaluation_at_or_above_it():
+    rows = _rows([0.5, 0.7, 0.8])
+    assert stats.time_to_target(rows, 0.7) == (20, 2.0)
+    assert stats.time_to_target(rows, 0.5) == (10, 1.0)
+    assert stats.time_to_target(rows, 0.81) == (None, None)
+
+
+def test_steps_to_target_per_seed(rows):
+    assert rows["bop"]["steps_to_target"] == [None, 30, 30]
+    assert rows["bamsprod"]["steps_to_target"] == [10, 20, 10]
+    assert rows["bamsprod"]["seconds_to_target"] == [1.0, 2.0, 1.0]
+    assert rows["adam"]["steps_to_target"] == [None, None, 20]
+    assert rows["adam"]["target_reached"] == "1/3"
+
+
+@pytest.mark.parametrize("reference, steps, expected", [
+    (40, 20, 2.0), (30, 20, 1.5), (40, None, 0.0), (None, 20, math.inf), (None, None, None),
+])
+def test_speedup_counts_never_as_zero_or_infinity(reference, steps, expected):
+    assert stats.speedup(reference, steps) == expected
+
+
+def test_speedup_median_over_seeds_with_never(rows):
+    # bamsprod: seed 0 only the reference never reaches -> inf; 30/20; 30/10 -> median 3.
+    assert rows["bamsprod"]["speedup_per_seed"] == [math.inf, 1.5, 3.0]
+    assert rows["bamsprod"]["speedup_median"] == 3.0
+    # adam: seed 0 neither reaches (left out); seed 1 only adam never -> 0; 30/20.
+    assert rows["adam"]["speedup_per_seed"] == [None, 0.0, 1.5]
+    assert rows["adam"]["speedup_median"] == 0.75
+
+
+def test_t_interval_by_hand():
+    # mean 0.03, sd 0.02, n 3: half width t(0.975, 2) * 0.02 / sqrt(3) = 4.3027 * 0.011547
+    iv = stats.mean_interval([0.01, 0.03, 0.05])
+    assert iv["mean"] == pytest.approx(0.03)
+    assert iv["low"] == pytest.approx(0.03 - 0.049683, abs=1e-6)
+    assert iv["high"] == pytest.approx(0.03 + 0.049683, abs=1e-6)
+    assert stats.mean_interval([0.2])["low"] is None
+
+
+def test_t_critical_table_and_expansion():
+    assert stats.t_critical(1) == 12.7062
+    assert stats.t_critical(30) == 2.0423
+    assert stats.t_critical(40) == pytest.approx(2.0211, abs=1e-4)
+    assert stats.t_critical(120) == pytest.approx(1.9799, abs=1e-4)
+
+
+def test_paired_test_accuracy_differences_and_verdicts(rows):
+    better = rows["bamsprod"]["diff_final_test_accuracy"]  # diffs 0.10, 0.10, 0.12
+    assert better["mean"] == pytest.approx(0.32 / 3)
+    assert better["low"] == pytest.approx(0.32 / 3 - 4.3027 * 0.011547 / math.sqrt(3), abs=1e-6)
+    assert rows["bamsprod"]["verdict"] == "better"
+    unclear = rows["adam"]["diff_final_test_accuracy"]  # diffs -0.10, +0.05, -0.01
+    assert unclear["mean"] == pytest.approx(-0.02)
+    assert unclear["high"] - unclear["mean"] == pytest.approx(
+        4.3027 * math.sqrt(0.0057) / math.sqrt(3), abs=1e-6)
+    assert rows["adam"]["verdict"] == "no difference detected"
+    assert rows["sgdm"]["verdict"] == "worse"  # diffs -0.2 on every seed
+    assert rows["bop"]["verdict"] == "reference"
+
+
+def test_steps_difference_uses_seeds_where_both_reach_the_target(rows):
+    iv = rows["bamsprod"]["diff_steps_to_target"]  # seeds 1, 2: -10, -20
+    assert iv["n"] == 2 and iv["mean"] == pytest.approx(-15)
+    assert iv["high"] == pytest.approx(-15 + 12.7062 * math.sqrt(50) / math.sqrt(2))
+
+
+def test_one_seed_gives_no_verdict():
+    one = {k: v for k, v in RESULTS.items() if k[1] == 0}
+    rows = {r["optimizer"]: r for r in summary.summarize(one, "bop")["rows"]}
+    assert rows["bamsprod"]["verdict"] == "no verdict (1 seed)"
+
+
+def test_markdown_table_states_rule_and_verdicts():
+    text = report.results_markdown(summary.summarize(RESULTS, "bop"))
     lines = [line for line in text.splitlines() if line.startswith("| ")]
-    assert len(lines) == 3  # header + 2 optimizers
-    assert "| bamsprod | 1 | 65.00 ± 0.00 |" in text
+    assert len(lines) == 5  # header + 4 optimizers
+    # val finals .86 .82 .91: mean 86.33, sd 4.51; test .80 .85 .92: mean 85.67, sd 6.03
+    assert "| bamsprod | 3 | 86.33 ± 4.51 | 85.67 ± 6.03 |" in text
+    assert "| better | 10, 20, 10 | 3.00x |" in text
+    assert "never, 30, 30" in text
+    assert "Student t" in text and "whole interval is above 0" in text
 
 
 def test_csv_has_header_and_rows():
-    histories = {("bop", 0): _history([0.5, 0.6]), ("adam", 0): _history([0.4, 0.5])}
-    text = report.results_csv(summary.summarize(histories))
+    text = report.results_csv(summary.summarize(RESULTS, "bop"))
     header, *rows = text.strip().splitlines()
     assert header.startswith("optimizer,")
-    assert [r.split(",")[0] for r in rows] == ["bop", "adam"]
-
-
-def test_first_epoch_reaching_none_when_never_reached():
-    assert summary.first_epoch_reaching(_history([0.1, 0.2]), 0.5) is None
-    assert summary.first_epoch_reaching(_history([0.1, 0.6, 0.4]), 0.5) == 2
+    assert [r.split(",")[0] for r in rows] == ["bop", "bamsprod", "adam", "sgdm"]
 
 
 @pytest.mark.parametrize(
@@ -78,8 +151,25 @@ def test_first_epoch_reaching_none_when_never_reached():
         ({"seeds": []}, "seeds is empty"),
         ({"distribute": "tpu"}, "distribute must be one of mirrored, multiworker"),
         ({"hparams": {"adam": {"lr": 1.0}}}, "unknown hyperparameter 'lr' for optimizer 'adam'"),
+        ({"validation_size": 0}, "validation_size must be a positive integer"),
+        ({"eval_every": -5}, "eval_every must be a positive integer"),
+        ({"optimizers": ["adam"], "reference": "bop"}, "reference 'bop' is not among"),
+        ({"target": 1.5}, "target must be a validation accuracy in"),
     ],
 )
 def test_bad_config_raises_naming_the_field(kwargs, match):
     with pytest.raises(ValueError, match=match):
         compare.CompareConfig(**kwargs)
+
+
+def test_reference_defaults_to_bop_else_the_first_optimizer():
+    assert compare.CompareConfig(optimizers=["adam", "bop"]).reference_name == "bop"
+    assert compare.CompareConfig(optimizers=["adam", "sgdm"]).reference_name == "adam"
+
+
+def test_evaluation_points_about_twenty_and_the_last_step():
+    from larq_bamsprod.harness.training import evaluation_steps
+
+    assert evaluation_steps(279, None) == list(range(14, 279, 14)) + [279]
+    assert evaluation_steps(8, None) == list(range(1, 9))
+    assert evaluation_steps(10, 4) == [4, 8, 10]

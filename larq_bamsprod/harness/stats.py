@@ -1,0 +1,131 @@
+"""Time-to-target, speed-ups, paired intervals over seeds and the verdict rule.
+
+Everything here is a pure function of per-seed numbers, so the tests check it against
+values worked out by hand.
+
+The rules (also written into every report by :func:`rules_text`):
+
+* **Time to target.** The first evaluation point whose validation accuracy is at least the
+  target; its step and its cumulative training seconds (evaluation time excluded). A run
+  that never gets there is "never".
+* **Speed-up** of an optimizer on one seed: reference steps / optimizer steps to the target.
+  If only the optimizer never gets there: 0; if only the reference never does: infinity;
+  if neither does, the seed has no speed-up. Aggregate: the median over seeds (0 and
+  infinity are ordinary values for a median), with the per-seed values listed.
+* **Paired differences.** For each seed, optimizer minus reference (same initial weights,
+  same batches), then the mean over seeds with a 95% Student-t interval
+  ``mean +- t(0.975, n-1) * sd / sqrt(n)``. Steps to target: over the seeds where both got
+  there (the count is given).
+* **Verdict** on the final test accuracy: "better" if the whole 95% interval of the paired
+  difference is above 0, "worse" if it is below 0, else "no difference detected"; with one
+  seed there is no interval and no verdict.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+# Two-sided 95% critical values of Student's t, t(0.975, df), df = 1..30.
+_T_975 = (
+    12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
+    2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
+    2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423,
+)
+_Z_975 = 1.959964
+
+NEVER = None
+"""Steps (or seconds) to target of a run that never reaches it."""
+
+
+def t_critical(df: int) -> float:
+    """``t(0.975, df)``: a table up to 30 degrees of freedom, then Cornish-Fisher's expansion
+    (within 1e-4 of the exact value for df > 30)."""
+    if df < 1:
+        raise ValueError(f"df must be >= 1, received df={df}")
+    if df <= len(_T_975):
+        return _T_975[df - 1]
+    z = _Z_975
+    return (z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3))
+
+
+def mean_interval(values: list[float]) -> dict:
+    """Mean of ``values`` with its 95% Student-t interval (``low``/``high`` None if n < 2)."""
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    n = len(values)
+    if n == 0:
+        return {"n": 0, "mean": None, "low": None, "high": None}
+    mean = statistics.fmean(values)
+    if n < 2:
+        return {"n": 1, "mean": mean, "low": None, "high": None}
+    half = t_critical(n - 1) * statistics.stdev(values) / math.sqrt(n)
+    return {"n": n, "mean": mean, "low": mean - half, "high": mean + half}
+
+
+def first_reaching(rows: list[dict], target: float, key: str = "val_accuracy") -> dict | None:
+    """The first row whose ``key`` is at least ``target``, or None (never)."""
+    for row in rows:
+        if row[key] >= target:
+            return row
+    return None
+
+
+def time_to_target(rows: list[dict], target: float) -> tuple[int | None, float | None]:
+    """``(step, training seconds)`` of the first evaluation at or above ``target``."""
+    row = first_reaching(rows, target)
+    if row is None:
+        return NEVER, NEVER
+    return row["step"], row["train_seconds"]
+
+
+def speedup(reference_steps: int | None, steps: int | None) -> float | None:
+    """Reference steps over optimizer steps to the target; 0 / inf / None for "never"."""
+    if steps is None and reference_steps is None:
+        return None
+    if steps is None:
+        return 0.0
+    if reference_steps is None:
+        return math.inf
+    return reference_steps / steps
+
+
+def median_speedup(values: list[float | None]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def paired_differences(values: dict[int, float | None],
+                       reference: dict[int, float | None]) -> list[float]:
+    """``values[s] - reference[s]`` for every seed ``s`` where both are defined."""
+    return [values[s] - reference[s] for s in sorted(values)
+            if s in reference and values[s] is not None and reference[s] is not None]
+
+
+def verdict(interval: dict) -> str:
+    """"better" / "worse" / "no difference detected" from a paired difference's interval."""
+    if interval["n"] < 2 or interval["low"] is None:
+        return "no verdict (1 seed)" if interval["n"] == 1 else "-"
+    if interval["low"] > 0:
+        return "better"
+    if interval["high"] < 0:
+        return "worse"
+    return "no difference detected"
+
+
+def rules_text(reference: str, target: float) -> str:
+    """The rules above, for the report."""
+    return (
+        f"How to read this. Reference: `{reference}`. Target: validation accuracy "
+        f"{100 * target:.2f}%. *Steps to target*: the first evaluation point with validation "
+        "accuracy >= target, per seed ('never' if not reached). *Speed-up* per seed: "
+        "reference steps / optimizer steps (0 if only the optimizer never reaches the "
+        "target, inf if only the reference never does, undefined if neither); the table "
+        "gives the median over seeds. *Differences* are paired per seed (optimizer minus "
+        "reference: same initial weights and batches), as mean [95% interval] over seeds, "
+        "Student t with n-1 degrees of freedom; steps differences use the seeds where both "
+        "reached the target. *Verdict* on final test accuracy: better if the whole interval "
+        "is above 0, worse if below 0, otherwise no difference detected (one seed: no "
+        "verdict). Validation (held out from the training split) chooses the best "
+        "checkpoint and the target; test accuracy only reports."
+    )
