@@ -166,7 +166,38 @@ def build_parser() -> argparse.ArgumentParser:
                          "(installed or how to get them), optimizers and recipes")
     lst.add_argument("--data-dir", default=None, help="TFDS data_dir to look in (default: "
                      "TFDS_DATA_DIR or ~/tensorflow_datasets)")
+    _add_tune_parser(sub, c)
     return parser
+
+
+def _add_tune_parser(sub, compare_parser: argparse.ArgumentParser) -> None:
+    """``tune``: every flag of ``compare`` (same graph, data, budget), plus the tuning's."""
+    t = sub.add_parser(
+        "tune", parents=[compare_parser], conflict_handler="resolve",
+        help="tune every optimizer with the same number of trials (Optuna), then compare "
+        "the best configurations over --seeds",
+        description="Give every optimizer exactly --trials trials over one search space "
+        "(larq_bamsprod/harness/tune.py, SEARCH_SPACES), each trained for the comparison's "
+        "step budget and scored on held-out validation accuracy; then run the best "
+        "configuration of each over --seeds as `compare` does. Several processes may share "
+        "one --storage; re-running resumes. Writes tune.md/tune.json and the comparison "
+        "to --output.",
+    )
+    t.add_argument("--output", default="runs/tune", help="Default: runs/tune")
+    t.add_argument("--trials", type=_positive_int, default=20,
+                   help="trials per optimizer (the same for all). Default: 20")
+    t.add_argument("--storage", default=None,
+                   help="Optuna storage: sqlite:///PATH, postgresql://..., mysql://... or "
+                   "journal:PATH. Default: journal:OUTPUT/optuna.journal")
+    t.add_argument("--space", action="append", default=[], metavar="OPT.NAME=SPEC",
+                   help="replace or add one search-space entry: log:LOW:HIGH or "
+                   "choice:A,B (e.g. bop.gamma=log:1e-6:1e-3; repeatable)")
+    t.add_argument("--sampler-seed", type=int, default=0, help="TPE seed. Default: 0")
+    t.add_argument("--stale-after", type=float, default=None, metavar="SECONDS",
+                   help="a RUNNING trial without heartbeat for this long is run again "
+                   "(trials of dead processes on this machine at once). Default: 120")
+    t.add_argument("--no-rerun", action="store_true",
+                   help="only run trials (e.g. extra workers); skip the final comparison")
 
 
 def _probability(text: str) -> float:
@@ -269,8 +300,14 @@ def _check_data(cfg) -> int:
 
     info = data.get_info(cfg.dataset)
     data.prepare(cfg.dataset, data_dir=cfg.data_dir)
-    n_train = data.cardinality(cfg.dataset, info.train_split, cfg.train_subset,
-                               data_dir=cfg.data_dir)
+    n_split = data.cardinality(cfg.dataset, info.train_split, data_dir=cfg.data_dir)
+    validation_size = cfg.validation_size or data.default_validation_size(n_split)
+    if validation_size >= n_split:
+        raise ValueError(f"--validation-size must be smaller than the training split of "
+                         f"{cfg.dataset} ({n_split} examples), received {validation_size}")
+    n_train = n_split - validation_size  # training.load_data holds these out
+    if cfg.train_subset is not None:
+        n_train = min(n_train, cfg.train_subset)
     return cfg.steps_per_epoch or max(n_train // cfg.batch_size, 1)
 
 
@@ -400,6 +437,46 @@ def _compare(args):
     return run
 
 
+def _tune(args):
+    """Check the inputs of ``tune`` (search space and storage first, then what ``compare``
+    checks); return the function that runs it."""
+    from larq_bamsprod.harness import tune
+
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise ValueError("tune needs optuna, which is not installed; install the harness "
+                         "extra: pip install 'larq-bamsprod[harness]'") from None
+    space = tune.parse_space(args.space)
+    if args.storage is not None:
+        tune.check_storage_url(args.storage)
+        if not args.storage.startswith(("journal:", "sqlite:")):
+            tune.open_storage(args.storage)  # a database server: reachable, driver present
+    cfg = tune.TuneConfig(
+        compare=_compare_config(args),
+        trials=args.trials,
+        storage=args.storage,
+        space=space,
+        sampler_seed=args.sampler_seed,
+        stale_after=args.stale_after or tune.DEFAULT_STALE_AFTER,
+        rerun=not args.no_rerun,
+    )
+    unknown = sorted(set(cfg.space) - set(cfg.compare.optimizers))
+    if unknown:
+        raise ValueError(f"--space names {', '.join(unknown)}, which --optimizers does not "
+                         f"tune ({', '.join(cfg.compare.optimizers)})")
+
+    def run() -> int:
+        try:
+            tune.run_tune(cfg, log=lambda msg: print(msg, flush=True))
+        except ValueError as err:  # a study in --storage tuned with other settings
+            print(f"larq-bamsprod tune: error: {_one_line(err)}", file=sys.stderr)
+            return 2
+        return 0
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     missing = missing_harness_packages()
     if missing:
@@ -453,7 +530,7 @@ def _main(args) -> int:
     prog = f"larq-bamsprod {args.command}"
     try:
         # Every input is checked here, before anything is written or trained.
-        run = _recipe(args) if args.command == "recipe" else _compare(args)
+        run = {"recipe": _recipe, "tune": _tune}.get(args.command, _compare)(args)
     except (ValueError, TypeError, DatasetUnavailableError) as err:
         # Bad names/values: one clear line listing the valid choices, not a traceback.
         print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)

@@ -318,6 +318,7 @@ def run_one(
     out: Path,
     log: Callable[[str], None] = print,
     progress: Progress | None = None,
+    evaluate_test: bool = True,
 ) -> dict:
     """Train one (optimizer, seed) run to ``cfg.epochs``, resuming if possible.
 
@@ -325,7 +326,8 @@ def run_one(
     validation loss and accuracy, training loss and accuracy since the previous point,
     learning rate, cumulative training and evaluation seconds), ``final`` and ``best``
     (test metrics of the final weights and of the weights with the best validation
-    accuracy; test never chooses anything) and ``hyperparameters``.
+    accuracy; test never chooses anything) and ``hyperparameters``. ``evaluate_test=False``
+    (tuning trials) leaves the test set unread.
     """
     run_dir = out / "runs" / f"{optimizer_name}-seed{seed}"
     label = f"{optimizer_name} seed {seed}"
@@ -396,11 +398,12 @@ def run_one(
                 "train_seconds": run.train_seconds, "eval_seconds": run.eval_seconds,
             })
     start = time.perf_counter()
-    final = _evaluate_test(model, data_)
+    final = _evaluate_test(model, data_) if evaluate_test else {}
     best_row = max(run.rows, key=lambda r: r["val_accuracy"])  # first of equal ones
-    model.load_weights(str(run_dir / "best.weights.h5"))
-    best = {"step": best_row["step"], "val_accuracy": best_row["val_accuracy"],
-            **_evaluate_test(model, data_)}
+    best = {"step": best_row["step"], "val_accuracy": best_row["val_accuracy"]}
+    if evaluate_test:
+        model.load_weights(str(run_dir / "best.weights.h5"))
+        best.update(_evaluate_test(model, data_))
     test_seconds = time.perf_counter() - start
     final = {"step": run.rows[-1]["step"], "val_accuracy": run.rows[-1]["val_accuracy"],
              "val_loss": run.rows[-1]["val_loss"], **final}
@@ -421,8 +424,9 @@ def run_one(
     if chief:
         _log_hparams(writer, optimizer_name, seed, hparams, final, best, total_steps)
         write_json_atomic(run_dir / "done.json", result)
+    test_text = f", test acc {final['test_accuracy']:.4f}" if evaluate_test else ""
     progress.end_run(
-        f"final val acc {final['val_accuracy']:.4f}, test acc {final['test_accuracy']:.4f}; "
+        f"final val acc {final['val_accuracy']:.4f}{test_text}; "
         f"train {run.train_seconds:.1f} s, eval {run.eval_seconds:.1f} s")
     return result
 

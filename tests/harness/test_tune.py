@@ -1,0 +1,161 @@
+"""`larq-bamsprod tune`: equal budgets (exactly N trials per optimizer, whatever the number of
+workers and kills), the known optimum found, bad input refused before anything is written."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from larq_bamsprod.harness import cli, tune  # noqa: E402
+from larq_bamsprod.harness.config import CompareConfig  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import synthetic_fmnist  # noqa: E402
+
+TESTS = Path(__file__).resolve().parents[1]
+REPO = TESTS.parent
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+       "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
+def _counts(storage_url):
+    storage = tune.open_storage(storage_url)
+    out = {}
+    for summary in optuna.get_all_study_summaries(storage):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        states = [t.state.name for t in study.get_trials(deepcopy=False)]
+        out[summary.study_name] = {s: states.count(s) for s in set(states)}
+    return out
+
+
+def test_tuning_finds_the_known_best_learning_rate(tmp_path):
+    # Score peaks at lr = 3e-3 inside adam's log-uniform [1e-5, 1e-1].
+    def objective(params, number):
+        return -(math.log10(params["learning_rate"]) - math.log10(3e-3)) ** 2
+
+    cfg = tune.TuneConfig(compare=CompareConfig(optimizers=["adam"], output=str(tmp_path)),
+                          trials=30)
+    studies = tune.tune_all(cfg, lambda opt: objective, log=lambda _: None)
+    params, value, _ = tune.best_params(studies["adam"])
+    assert abs(math.log10(params["learning_rate"]) - math.log10(3e-3)) < 0.15
+    assert len(tune.complete_trials(studies["adam"])) == 30
+    # The same seed draws the same trials again.
+    again = tune.TuneConfig(compare=CompareConfig(optimizers=["adam"],
+                                                  output=str(tmp_path / "again")), trials=30)
+    assert tune.best_params(tune.tune_all(again, lambda opt: objective,
+                                          log=lambda _: None)["adam"]) == (params, value, _)
+
+
+def test_study_opens_with_optunas_own_api(tmp_path):
+    cfg = tune.TuneConfig(compare=CompareConfig(optimizers=["sgdm"], output=str(tmp_path)),
+                          trials=2)
+    tune.tune_all(cfg, lambda opt: (lambda params, number: 0.5), log=lambda _: None)
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
+    study = optuna.load_study(study_name="sgdm", storage=storage)
+    assert len(study.trials) == 2 and set(study.best_params) == {"learning_rate"}
+
+
+def _worker(storage, output, trials, seconds):
+    return subprocess.Popen(
+        [sys.executable, str(TESTS / "tune_worker.py"), storage, str(output), str(trials),
+         str(seconds)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_two_workers_on_one_storage_run_n_trials_per_optimizer_not_2n(tmp_path):
+    storage = f"journal:{tmp_path / 'shared.journal'}"
+    workers = [_worker(storage, tmp_path / f"w{i}", 4, 0.3) for i in range(2)]
+    logs = [w.communicate(timeout=300)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), logs
+    assert _counts(storage) == {"adam": {"COMPLETE": 4}, "sgdm": {"COMPLETE": 4}}
+    ran = [log.count("-> ") for log in logs]
+    assert sum(ran) == 8, logs
+
+
+def test_sigkill_mid_trial_then_rerun_ends_with_exactly_n_complete(tmp_path):
+    storage = f"journal:{tmp_path / 'optuna.journal'}"
+    worker = _worker(storage, tmp_path, 3, 1.5)
+    # Kill once the second adam trial is running (mid-trial: its objective sleeps 1.5 s).
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        if (tmp_path / "optuna.journal").exists():
+            counts = _counts(storage).get("adam", {})
+            if counts.get("COMPLETE") == 1 and counts.get("RUNNING") == 1:
+                break
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+    assert _counts(storage)["adam"].get("RUNNING") == 1  # left behind by the kill
+    rerun = _worker(storage, tmp_path, 3, 0.1)
+    log = rerun.communicate(timeout=300)[0]
+    assert rerun.returncode == 0, log
+    assert "enqueued again" in log
+    counts = _counts(storage)
+    assert counts["adam"] == {"COMPLETE": 3, "FAIL": 1}
+    assert counts["sgdm"] == {"COMPLETE": 3}
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--space", "bop.gamma=log:0:1e-3", "log-uniform bounds need 0 < low < high"),
+    ("--space", "bop.lr=log:1e-4:1e-1", "'bop' has no hyperparameter 'lr'; valid:"),
+    ("--space", "bop.gamma=uniform:1:2", "kind must be log or choice"),
+    ("--space", "adam.learning_rate=log:1e-4:1e-1", "--space names adam, which --optimizers"),
+    ("--storage", "mongodb://localhost/studies", "--storage must be an SQLAlchemy URL"),
+    ("--storage", "postgresql://nobody@127.0.0.1:1/none", "cannot be opened"),
+])
+def test_bad_search_space_or_storage_refused_in_one_line_writing_nothing(
+        flag, value, message, tmp_path, capsys):
+    output = tmp_path / "out"
+    argv = ["tune", "--optimizers", "bamsprod,bop", "--output", str(output), flag, value]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("larq-bamsprod tune: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not output.exists()
+
+
+@pytest.mark.slow
+def test_tune_command_end_to_end_then_killed_and_resumed(tmp_path):
+    data_dir = synthetic_fmnist.make(tmp_path / "fmnist", n=256)
+    out = tmp_path / "tune"
+    args = [sys.executable, "-m", "larq_bamsprod.harness", "tune", "--model", "BinaryCNN",
+            "--dataset", "fashion_mnist", "--optimizers", "bamsprod,bop", "--trials", "3",
+            "--epochs", "1", "--steps-per-epoch", "5", "--train-subset", "512", "--seeds", "0",
+            "--batch-size", "32", "--data-dir", data_dir, "--output", str(out),
+            "--verbose", "0"]
+    proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        if (out / "trials" / "bamsprod-trial1").exists():  # inside the second trial
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    result = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = _counts(f"journal:{out / 'optuna.journal'}")
+    assert {k: v.get("COMPLETE") for k, v in counts.items()} == {"bamsprod": 3, "bop": 3}
+    assert counts["bamsprod"].get("FAIL") == 1
+    report = json.loads((out / "tune.json").read_text())
+    chosen = report["optimizers"]["bop"]["best"]["params"]
+    assert set(chosen) == {"fp_learning_rate", "gamma", "threshold"}
+    assert "## Every trial" in (out / "tune.md").read_text()
+    # The final comparison ran the chosen configuration.
+    done = json.loads((out / "runs" / "bop-seed0" / "done.json").read_text())
+    assert done["hyperparameters"]["gamma"] == pytest.approx(chosen["gamma"])
+    assert "test_accuracy" in done["final"]
+    # Trials never read the test set.
+    trial = json.loads((out / "trials" / "bop-trial0" / "runs" / "bop-seed0" /
+                        "done.json").read_text())
+    assert "test_accuracy" not in trial["final"]
