@@ -69,7 +69,8 @@ data:
 demo: install data
 	$(BIN)/larq-bamsprod compare --dataset fashion_mnist --model BinaryCNN \
 	  --optimizers bamsprod,bop,adam,amsgrad,adabound,amsbound,sgdm --epochs 3 --seeds 0 \
-	  --train-subset 12000 --batch-size 128 --output $(DEMO_OUT)
+	  --train-subset 12000 --batch-size 128 --validation-size 2000 --eval-every 28 \
+	  --output $(DEMO_OUT)
 
 # BAMSProd's compiled CPU kernel (also built by `install`, and on first use otherwise).
 kernels: install
