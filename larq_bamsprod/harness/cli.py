@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--steps-per-epoch", type=_positive_int, default=None,
                    help="cap each epoch at N batches (quick runs)")
     c.add_argument("--train-subset", type=_positive_int, default=None,
-                   help="use the first N training examples")
+                   help="train on the first N training examples that are not held out "
+                   "for validation")
     c.add_argument("--test-subset", type=_positive_int, default=None,
                    help="use the first N test examples")
     c.add_argument("--schedule", choices=config.SCHEDULES, default="cosine",
@@ -282,6 +283,14 @@ def _compare_config(args):
     )
     _check_output(cfg.output)
     _check_model_args(cfg)
+    if cfg.validation_size is not None:  # cheap: published or recorded split sizes
+        from larq_bamsprod.harness import data
+
+        info = data.get_info(cfg.dataset)
+        n = data.cardinality(cfg.dataset, info.train_split, data_dir=cfg.data_dir)
+        if cfg.validation_size >= n:
+            raise ValueError(f"--validation-size must be smaller than the training split of "
+                             f"{cfg.dataset} ({n} examples), received {cfg.validation_size}")
     compare.check_resumable(cfg)
     steps = _check_data(cfg)  # may build or download the dataset: after the cheap checks
     _check_optimizers(cfg, cfg.epochs * steps)

@@ -36,7 +36,7 @@ class Progress:
     """
 
     def __init__(self, runs: int, steps_per_run: int, log: Callable[[str], None] = print,
-                 verbose: int | None = None):
+                 verbose: int | None = None, tag: str | None = None):
         self.runs = runs
         self.steps_per_run = steps_per_run
         self.log = log
@@ -48,6 +48,7 @@ class Progress:
         self.label = ""
         self.evals = 0
         self._bar = None
+        self.tag = tag  # replaces "run i/n" in messages (e.g. "tune bop trial 3")
 
     @property
     def total_steps(self) -> int:
@@ -66,24 +67,28 @@ class Progress:
         return (f"{percent:.0f}% of all steps, {format_seconds(elapsed)} elapsed, "
                 f"~{format_seconds(self.remaining_seconds())} left")
 
+    @property
+    def prefix(self) -> str:
+        return f"[{self.tag}]" if self.tag else f"[run {self.run_index}/{self.runs}]"
+
     def start_run(self, label: str, step: int, evals: int) -> None:
         """Begin run ``label`` (the next of ``runs``) at ``step`` (> 0 when resumed)."""
         self.run_index += 1
         self.label = label
         self.evals = evals
         self.done_before += step
-        self.log(f"[run {self.run_index}/{self.runs}] {label} ({self.status()})")
+        self.log(f"{self.prefix} {label} ({self.status()})")
         if self.verbose == 1 and step < self.steps_per_run:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=self.steps_per_run, initial=step, unit="step",
-                             desc=f"[{self.run_index}/{self.runs}] {label}", leave=False,
+                             desc=f"{self.prefix} {label}", leave=False,
                              dynamic_ncols=True)
 
     def skip_run(self, label: str) -> None:
         self.run_index += 1
         self.done_before += self.steps_per_run
-        self.log(f"[run {self.run_index}/{self.runs}] {label}: finished earlier, skipped")
+        self.log(f"{self.prefix} {label}: finished earlier, skipped")
 
     def step(self) -> None:
         self.done_here += 1
@@ -92,7 +97,7 @@ class Progress:
 
     def evaluated(self, step: int, index: int, text: str) -> None:
         """Evaluation point ``index`` (1-based, of ``evals``) at ``step`` reported ``text``."""
-        message = (f"[run {self.run_index}/{self.runs}] {self.label}: step "
+        message = (f"{self.prefix} {self.label}: step "
                    f"{step}/{self.steps_per_run}, eval {index}/{self.evals}: {text} "
                    f"({self.status()})")
         if self._bar is not None:
@@ -105,4 +110,4 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        self.log(f"[run {self.run_index}/{self.runs}] {self.label}: {text} ({self.status()})")
+        self.log(f"{self.prefix} {self.label}: {text} ({self.status()})")

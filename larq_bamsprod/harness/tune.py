@@ -10,7 +10,9 @@ best configuration of each optimizer is run over all ``--seeds`` by the comparis
 
 Built on Optuna: one study per optimizer (named after it) in one storage. The sampler is
 TPE, seeded per trial from ``(--sampler-seed, trial number)`` so that a resumed tune draws
-what an uninterrupted one would have; no pruning, so every trial gets the whole budget.
+what an uninterrupted one would have (and trial k of every optimizer starts from the same
+random numbers: while TPE is still sampling at random, their first learning rates are the
+same point of their ranges); no pruning, so every trial gets the whole budget.
 
 Exactly ``--trials`` per optimizer, with any number of processes on one storage and across
 kills: the process that creates a study enqueues all N trials at once (Optuna ``WAITING``
@@ -34,7 +36,9 @@ use). Default: ``journal:OUTPUT/optuna.journal``. Open it with Optuna's own API:
 
     storage = JournalStorage(JournalFileBackend("OUTPUT/optuna.journal"))
     study = optuna.load_study(study_name="bamsprod", storage=storage)
-    print(study.best_params, study.trials_dataframe())
+    print(study.best_params)
+    for trial in study.trials:
+        print(trial.number, trial.state.name, trial.value, trial.params)
 """
 
 from __future__ import annotations
@@ -482,7 +486,10 @@ def _params_text(params: dict) -> str:
 
 def training_objective(cfg: TuneConfig, optimizer: str, data_, strategy, log):
     """Score of one trial: final validation accuracy after the comparison's step budget."""
+    from larq_bamsprod.harness.progress import Progress
     from larq_bamsprod.harness.training import run_one
+
+    steps = cfg.compare.epochs * data_.steps_per_epoch
 
     def objective(params: dict, number: int) -> float:
         import tensorflow as tf
@@ -493,11 +500,12 @@ def training_objective(cfg: TuneConfig, optimizer: str, data_, strategy, log):
             seeds=[cfg.compare.seeds[0]],
             hparams={optimizer: {**cfg.compare.hparams.get(optimizer, {}), **params}},
             output=str(Path(cfg.compare.output) / "trials" / f"{optimizer}-trial{number}"),
-            verbose=0,
         )
+        progress = Progress(1, steps, log, cfg.compare.verbose,
+                            tag=f"tune {optimizer} trial {number}")
         try:
             result = run_one(trial_cfg, optimizer, trial_cfg.seeds[0], data_, strategy,
-                             Path(trial_cfg.output), log=lambda _: None,
+                             Path(trial_cfg.output), log=log, progress=progress,
                              evaluate_test=False)
         finally:
             tf.keras.backend.clear_session()

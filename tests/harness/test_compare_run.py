@@ -54,6 +54,19 @@ def _losses(history):
             for row in history]
 
 
+def _tensorboard(folder):
+    """Scalar tags and plugin names written to a run's TensorBoard event files."""
+    import tensorflow as tf
+
+    tags, plugins = set(), set()
+    for path in folder.glob("events.out.tfevents*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tags.add(value.tag)
+                plugins.add(value.metadata.plugin_data.plugin_name)
+    return tags, plugins
+
+
 def test_identical_optimizers_give_identical_runs(data_dir, tmp_path):
     # Same initial weights + same batches + op determinism: two rows with identical
     # settings must produce bit-identical curves; anything unfair would make them differ.
@@ -75,7 +88,10 @@ def test_outputs_table_plot_tensorboard_and_history(data_dir, tmp_path):
     done = json.loads((tmp_path / "runs" / "bamsprod-seed0" / "done.json").read_text())
     assert set(done["final"]) >= {"val_accuracy", "test_accuracy"}
     assert done["best"]["val_accuracy"] == max(r["val_accuracy"] for r in done["history"])
-    assert list((tmp_path / "tensorboard" / "bamsprod-seed0").glob("events.out.tfevents*"))
+    tags, plugins = _tensorboard(tmp_path / "tensorboard" / "bamsprod-seed0")
+    assert {"val_accuracy", "val_loss", "train_loss", "learning_rate"} <= tags
+    assert {"final_test_accuracy", "final_val_accuracy", "best_test_accuracy"} <= tags
+    assert "hparams" in plugins  # the HParams dashboard's entry for this run
     table = (tmp_path / "results.md").read_text()
     assert "| bamsprod |" in table and "| bop |" in table
     # Different optimizers from the same start do train differently.
@@ -167,6 +183,8 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted_run(data_dir,
         ("--model-arg", "widthmult=0.5",
          "model BinaryCNN takes no argument 'widthmult'; valid: none"),
         ("--model-arg", "width_multiplier", "--model-arg takes NAME=VALUE"),
+        ("--validation-size", "60000", "--validation-size must be smaller than the training"),
+        ("--reference", "sgd", "reference 'sgd' is not among the compared optimizers"),
     ],
 )
 def test_cli_bad_names_list_the_valid_choices(flag, value, message, capsys):
