@@ -27,7 +27,7 @@ Output folder::
     init/seed<S>.weights.h5          the shared initial weights of seed S
     runs/<opt>-seed<S>/history.json  one row per evaluation point of the finished epochs
     runs/<opt>-seed<S>/ckpt/         checkpoints (the last two epochs)
-    runs/<opt>-seed<S>/best.weights.h5  the weights with the best validation accuracy
+    runs/<opt>-seed<S>/best.weights.npz the weights with the best validation accuracy
     runs/<opt>-seed<S>/done.json     rows + final and best-validation test metrics
     tensorboard/<opt>-seed<S>/       scalars per evaluation point, learning rate, HParams
     results.{md,csv,json}            the table: means, paired 95% intervals, verdicts

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import tensorflow as tf
 
 from larq_bamsprod.harness import registry
@@ -166,6 +167,11 @@ def _init_weights(cfg, data_, strategy, seed: int, out: Path) -> Path:
     return path
 
 
+# The layers' weights as arrays: a compiled model's .weights.h5 also holds its metrics'
+# variables, which cannot be assigned from a file under a tf.distribute strategy.
+BEST_WEIGHTS = "best.weights.npz"
+
+
 def learning_rate(optimizer) -> float | None:
     """The learning rate ``optimizer`` applies at its current step (for Larq's
     ``CaseOptimizer``, e.g. Bop: the rate of its default optimizer, the real-valued one)."""
@@ -244,6 +250,7 @@ class _Run:
     startup_seconds: float = 0.0
     step_times: list[float] = dataclasses.field(default_factory=list)
     best_accuracy: float = -1.0
+    best_path: Path = Path(BEST_WEIGHTS)
 
     def evaluate(self, model, train_logs: dict) -> None:
         start = time.perf_counter()
@@ -276,7 +283,7 @@ class _Run:
             self.writer.flush()
         if row["val_accuracy"] > self.best_accuracy:
             self.best_accuracy = row["val_accuracy"]
-            _save_weights_atomic(model, self.run_dir / "best.weights.h5")
+            _save_weights_atomic(model, self.best_path)
         self.progress.evaluated(
             self.step, self.points.index(self.step) + 1,
             f"val acc {row['val_accuracy']:.4f}, train loss {row['train_loss']:.4f}")
@@ -284,9 +291,15 @@ class _Run:
 
 def _save_weights_atomic(model, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")  # keeps the .weights.h5 format
-    model.save_weights(str(tmp))
+    tmp = path.with_name(f".tmp-{path.name}")  # ends in .npz, so numpy adds no suffix
+    with open(tmp, "wb") as handle:
+        np.savez(handle, *model.get_weights())
     os.replace(tmp, path)
+
+
+def _load_weights(model, path: Path) -> None:
+    with np.load(path) as arrays:
+        model.set_weights([arrays[f"arr_{i}"] for i in range(len(arrays.files))])
 
 
 def _evaluate_test(model, data_: Data) -> dict:
@@ -377,6 +390,8 @@ def run_one(
                writer, chief, progress, step=epochs_done * data_.steps_per_epoch,
                train_seconds=state["train_seconds"], eval_seconds=state["eval_seconds"])
     run.best_accuracy = max((r["val_accuracy"] for r in run.rows), default=-1.0)
+    # Other workers keep their copy apart (as their checkpoints), not in the run folder.
+    run.best_path = (run_dir if chief else ckpt_dir) / BEST_WEIGHTS
     progress.start_run(label, run.step, len(points))
     evaluator = _Evaluator(run)
     for epoch in range(epochs_done, cfg.epochs):
@@ -402,7 +417,7 @@ def run_one(
     best_row = max(run.rows, key=lambda r: r["val_accuracy"])  # first of equal ones
     best = {"step": best_row["step"], "val_accuracy": best_row["val_accuracy"]}
     if evaluate_test:
-        model.load_weights(str(run_dir / "best.weights.h5"))
+        _load_weights(model, run.best_path)
         best.update(_evaluate_test(model, data_))
     test_seconds = time.perf_counter() - start
     final = {"step": run.rows[-1]["step"], "val_accuracy": run.rows[-1]["val_accuracy"],
