@@ -159,3 +159,25 @@ def test_tune_command_end_to_end_then_killed_and_resumed(tmp_path):
     trial = json.loads((out / "trials" / "bop-trial0" / "runs" / "bop-seed0" /
                         "done.json").read_text())
     assert "test_accuracy" not in trial["final"]
+
+
+@pytest.mark.slow
+def test_two_tune_commands_sharing_a_storage_run_n_trials_per_optimizer(tmp_path):
+    data_dir = synthetic_fmnist.make(tmp_path / "fmnist", n=256)
+    storage = f"journal:{tmp_path / 'shared.journal'}"
+
+    def command(output):
+        return [sys.executable, "-m", "larq_bamsprod.harness", "tune", "--model", "BinaryCNN",
+                "--dataset", "fashion_mnist", "--optimizers", "sgdm,adam", "--trials", "3",
+                "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "32", "--seeds",
+                "0", "--data-dir", data_dir, "--storage", storage, "--output", str(output),
+                "--verbose", "0", "--no-rerun"]
+
+    procs = [subprocess.Popen(command(tmp_path / f"worker{i}"), env=ENV, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for i in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outputs]
+    assert _counts(storage) == {"sgdm": {"COMPLETE": 3}, "adam": {"COMPLETE": 3}}
+    ran = sum(out.count("-> ") for out, _ in outputs)
+    assert ran == 6, [out for out, _ in outputs]
