@@ -184,7 +184,17 @@ def open_storage(url: str):
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(url)
+        for attempt in range(10):
+            try:
+                return optuna.storages.RDBStorage(url)
+            except Exception as error:
+                # Two processes creating the same new database race on its schema table;
+                # the loser finds it made a moment later.
+                racing = any(word in str(error) for word in ("UNIQUE constraint", "locked",
+                                                             "already exists"))
+                if not racing or attempt == 9:
+                    raise
+                time.sleep(0.2 + 0.3 * attempt)
     except Exception as error:  # driver missing, server down, bad path: one line each
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise ValueError(f"--storage {url!r} cannot be opened: {type(error).__name__}: "

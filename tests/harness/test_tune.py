@@ -72,8 +72,11 @@ def _worker(storage, output, trials, seconds):
          str(seconds)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_two_workers_on_one_storage_run_n_trials_per_optimizer_not_2n(tmp_path):
-    storage = f"journal:{tmp_path / 'shared.journal'}"
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_two_workers_on_one_storage_run_n_trials_per_optimizer_not_2n(kind, tmp_path):
+    # Both start at once on a storage neither has created yet.
+    storage = (f"journal:{tmp_path / 'shared.journal'}" if kind == "journal"
+               else f"sqlite:///{tmp_path / 'shared.db'}")
     workers = [_worker(storage, tmp_path / f"w{i}", 4, 0.3) for i in range(2)]
     logs = [w.communicate(timeout=300)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), logs
