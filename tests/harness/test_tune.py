@@ -184,3 +184,23 @@ def test_two_tune_commands_sharing_a_storage_run_n_trials_per_optimizer(tmp_path
     assert _counts(storage) == {"sgdm": {"COMPLETE": 3}, "adam": {"COMPLETE": 3}}
     ran = sum(out.count("-> ") for out, _ in outputs)
     assert ran == 6, [out for out, _ in outputs]
+
+
+def test_running_trial_of_another_machine_is_retried_only_once_its_heartbeat_is_stale(
+        tmp_path):
+    cfg = tune.TuneConfig(compare=CompareConfig(optimizers=["sgdm"], output=str(tmp_path)),
+                          trials=2, stale_after=60)
+    storage = tune.open_storage(cfg.storage)
+    study = tune.claim_study(storage, "sgdm", cfg, log=lambda _: None)
+    number = tune.claim_waiting(study, storage)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name("sgdm"), number)
+    storage.set_trial_user_attr(trial_id, "host", "another-machine")
+    storage.set_trial_user_attr(trial_id, "pid", 1)
+    storage.set_trial_user_attr(trial_id, "heartbeat", time.time() - 30)  # fresh enough
+    assert tune.retry_stale(study, storage, cfg.stale_after, log=lambda _: None) == 0
+    storage.set_trial_user_attr(trial_id, "heartbeat", time.time() - 61)  # stale
+    assert tune.retry_stale(study, storage, cfg.stale_after, log=lambda _: None) == 1
+    assert tune.retry_stale(study, storage, cfg.stale_after, log=lambda _: None) == 0
+    states = sorted(t.state.name for t in study.get_trials(deepcopy=False))
+    assert states == ["FAIL", "WAITING", "WAITING"]  # slot 0 again, and slot 1
