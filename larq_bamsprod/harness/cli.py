@@ -456,7 +456,14 @@ def _tune(args):
     except ImportError:
         raise ValueError("tune needs optuna, which is not installed; install the harness "
                          "extra: pip install 'larq-bamsprod[harness]'") from None
+    from larq_bamsprod.harness import registry
+
     space = tune.parse_space(args.space)
+    optimizers = registry.parse_optimizer_list(args.optimizers)
+    unknown = sorted(set(space) - set(optimizers))
+    if unknown:
+        raise ValueError(f"--space names {', '.join(unknown)}, which --optimizers does not "
+                         f"tune ({', '.join(optimizers)})")
     if args.storage is not None:
         tune.check_storage_url(args.storage)
         if not args.storage.startswith(("journal:", "sqlite:")):
@@ -470,10 +477,6 @@ def _tune(args):
         stale_after=args.stale_after or tune.DEFAULT_STALE_AFTER,
         rerun=not args.no_rerun,
     )
-    unknown = sorted(set(cfg.space) - set(cfg.compare.optimizers))
-    if unknown:
-        raise ValueError(f"--space names {', '.join(unknown)}, which --optimizers does not "
-                         f"tune ({', '.join(cfg.compare.optimizers)})")
 
     def run() -> int:
         try:

@@ -147,7 +147,9 @@ def test_mirrored_averages_gradients_over_replicas_like_one_device(data_dir, tmp
     _finish([_run(2, args(mirrored, "--distribute", "mirrored"))])
     for name in ("sgd", "bamsprod"):
         ours, reference = _history(mirrored, name), _history(single, name)
-        for key in ("train_loss", "test_loss", "test_accuracy"):
+        for key in ("train_loss", "val_loss", "val_accuracy"):
             assert [r[key] for r in ours] == pytest.approx([r[key] for r in reference],
                                                            rel=1e-4), (name, key)
+        assert ours[-1]["test_accuracy"] == pytest.approx(reference[-1]["test_accuracy"],
+                                                          rel=1e-4), name
     assert _history(single, "sgd")[1]["train_loss"] < _history(single, "sgd")[0]["train_loss"]
