@@ -108,6 +108,7 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
             results[(name, seed)] = run_one(cfg, name, seed, data_, strategy, out, log,
                                             progress)
             tf.keras.backend.clear_session()
+    results = _with_earlier_runs(results, out, cfg.epochs)
     summary = summarize(results, cfg.reference_name, cfg.target)
     summary["config"] = cfg.to_json()
     summary["notes"] = notes
@@ -124,3 +125,23 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
         log(f"\n{results_markdown(summary, cfg)}\nwritten to {out}/results.md, curves.png "
             f"({summary['wall_seconds']:.0f} s)")
     return summary
+
+
+def _with_earlier_runs(results: dict, out: Path, epochs: int) -> dict:
+    """``results`` plus every other finished run this folder records, in its order.
+
+    A rerun may add optimizers or seeds and name only the new ones: the report still covers
+    every finished run of the folder (their settings were checked when they ran), so no row
+    is dropped from ``results.*`` because a later command named fewer optimizers.
+    """
+    recorded = read_json(out / "config.json") or {}
+    merged = {}
+    for name in recorded.get("optimizers", []):
+        for seed in recorded.get("seeds", []):
+            if (name, seed) in results:
+                merged[(name, seed)] = results[(name, seed)]
+                continue
+            done = read_json(out / "runs" / f"{name}-seed{seed}" / "done.json")
+            if done is not None and done.get("epochs", epochs) == epochs:
+                merged[(name, seed)] = done
+    return {**merged, **results}

@@ -155,6 +155,18 @@ def test_a_finished_comparison_takes_more_seeds_and_optimizers(data_dir, tmp_pat
 
 
 @pytest.mark.slow
+def test_a_rerun_naming_fewer_optimizers_keeps_every_finished_run_in_the_report(
+        data_dir, tmp_path):
+    _ok(_compare(data_dir, tmp_path, optimizers="bamsprod,sgdm"))
+    out = _ok(_compare(data_dir, tmp_path, optimizers="adam"))
+    assert "finished earlier, skipped" not in out  # only adam ran
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [row["optimizer"] for row in results["rows"]] == ["bamsprod", "sgdm", "adam"]
+    table = (tmp_path / "results.md").read_text()
+    assert all(f"| {name} " in table for name in ("bamsprod", "sgdm", "adam"))
+
+
+@pytest.mark.slow
 def test_more_epochs_with_the_constant_schedule_equal_a_longer_run(data_dir, tmp_path):
     _ok(_compare(data_dir, tmp_path / "long", epochs=2, schedule="constant"))
     _ok(_compare(data_dir, tmp_path / "grown", epochs=1, schedule="constant"))
