@@ -1,7 +1,7 @@
 """What one comparison runs (:class:`CompareConfig`), and which of it a rerun must match.
 
 A comparison's output folder records, in ``config.json``, every setting that changes what a
-run computes: the comparison's settings (:data:`_FAIRNESS_FIELDS`) and, per optimizer, its
+run computes: the comparison's settings (:data:`FAIRNESS_FIELDS`) and, per optimizer, its
 resolved hyperparameters (``registry.hyperparameters(name, overrides)``, defaults included).
 Rerunning into the same ``--output`` must match them; :func:`check_resumable` refuses any
 difference and lists it. What may change on a rerun, because every finished run stays valid:
@@ -33,7 +33,7 @@ DISTRIBUTE = (None, "mirrored", "multiworker")
 # Fields that must match for a resumed comparison to stay fair; optimizers and seeds may
 # be added to an existing output folder (see the module docstring; epochs are checked by
 # _epoch_difference).
-_FAIRNESS_FIELDS = (
+FAIRNESS_FIELDS = (
     "model",
     "model_args",
     "dataset",
@@ -180,7 +180,7 @@ def _setting_differences(previous: dict, cfg: CompareConfig) -> list[str]:
     defaults = CompareConfig().to_json()
     return [
         f"{key}: {previous.get(key, defaults[key])!r} -> {getattr(cfg, key)!r}"
-        for key in _FAIRNESS_FIELDS
+        for key in FAIRNESS_FIELDS
         if not _same(previous.get(key, defaults[key]), getattr(cfg, key))
     ]
 
@@ -238,7 +238,7 @@ def _hyperparameter_differences(out: Path, previous: dict, cfg: CompareConfig) -
 def check_resumable(cfg: CompareConfig) -> None:
     """Raise a ValueError if ``cfg.output`` holds a comparison with other settings.
 
-    Lists every difference: the settings of :data:`_FAIRNESS_FIELDS`, ``epochs`` (which
+    Lists every difference: the settings of :data:`FAIRNESS_FIELDS`, ``epochs`` (which
     may only grow, and only with the constant schedule) and the resolved hyperparameters
     of every optimizer ``cfg`` shares with the recorded comparison.
     """

@@ -209,7 +209,7 @@ SLOT_ATTR = "larq_bamsprod_slot"
 
 def _settings(cfg: TuneConfig, optimizer: str) -> dict:
     """What every worker of one study must agree on."""
-    from larq_bamsprod.harness.config import _FAIRNESS_FIELDS
+    from larq_bamsprod.harness.config import FAIRNESS_FIELDS
 
     c = cfg.compare
     return {
@@ -217,7 +217,7 @@ def _settings(cfg: TuneConfig, optimizer: str) -> dict:
         "space": cfg.space_of(optimizer),
         "seed": c.seeds[0],
         "hparams": c.hparams.get(optimizer, {}),
-        **{k: getattr(c, k) for k in _FAIRNESS_FIELDS},
+        **{k: getattr(c, k) for k in FAIRNESS_FIELDS},
     }
 
 
