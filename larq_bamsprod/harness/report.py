@@ -33,6 +33,15 @@ def _speed(value) -> str:
     return "inf" if math.isinf(value) else f"{value:.2f}x"
 
 
+def _ratio(iv: dict | None) -> str:
+    if not iv or iv.get("mean") is None:
+        return "-"
+    text = f"{iv['mean']:.2f}x"
+    if iv.get("low") is not None:
+        text += f" [{iv['low']:.2f}, {iv['high']:.2f}]"
+    return text + f" (n={iv['n']})"
+
+
 def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
     rows = summary["rows"]
     ref = summary["reference"]
@@ -42,7 +51,8 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
     if has_top5:
         head.append("final test top-5 (%)")
     head += [f"test diff vs {ref} (pp) [95% CI]", "verdict", "steps to target",
-             f"speed-up vs {ref} (median)", f"steps diff vs {ref} [95% CI]",
+             f"speed-up vs {ref} (median)", f"speed-up vs {ref} (geo. mean) [95% CI]",
+             "speed verdict", f"steps diff vs {ref} [95% CI]",
              "final train loss", "train s", "eval s", "ms / step"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -62,6 +72,8 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
             r.get("verdict", "-"),
             "-" if reach is None else ", ".join("never" if e is None else str(e) for e in reach),
             _speed(r.get("speedup_median")),
+            "-" if r["optimizer"] == ref else _ratio(r.get("speedup_interval")),
+            "reference" if r["optimizer"] == ref else r.get("speed_verdict", "-"),
             "-" if r["optimizer"] == ref or not diff_steps or diff_steps["n"] == 0
             else _interval(diff_steps, scale=1, digits=0) + f" (n={diff_steps['n']})",
             _fmt(r.get("final_train_loss_mean"), r.get("final_train_loss_std"), pct=False),

@@ -16,9 +16,18 @@ The rules (also written into every report by :func:`rules_text`):
   same batches), then the mean over seeds with a 95% Student-t interval
   ``mean +- t(0.975, n-1) * sd / sqrt(n)``. Steps to target: over the seeds where both got
   there (the count is given).
+* **Speed-up interval.** Over the seeds where both reached the target: the geometric mean
+  of the per-seed speed-ups with the 95% Student-t interval of the mean log speed-up,
+  exponentiated (``exp(mean(log r) +- t(0.975, n-1) * sd(log r) / sqrt(n))``; ratios are
+  compared on a log scale, so 2x faster and 2x slower are symmetric).
 * **Verdict** on the final test accuracy: "better" if the whole 95% interval of the paired
   difference is above 0, "worse" if it is below 0, else "no difference detected"; with one
   seed there is no interval and no verdict.
+* **Speed verdict**: "faster" if the whole speed-up interval is above 1, "slower" if it is
+  below 1, else "no difference detected", when both reached the target on every seed;
+  "slower (never reaches)" / "faster (reference never reaches)" when one of them reached it
+  on every seed and the other on none; otherwise (the target missed on some seeds only) no
+  speed verdict, and the reached counts say why.
 """
 
 from __future__ import annotations
@@ -95,6 +104,30 @@ def median_speedup(values: list[float | None]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def ratio_interval(ratios: list[float]) -> dict:
+    """Geometric mean of positive finite ``ratios`` with the 95% t interval of the mean log."""
+    logs = [math.log(r) for r in ratios if r is not None and 0 < r < math.inf]
+    interval = mean_interval(logs)
+    return {k: (math.exp(v) if k != "n" and v is not None else v) for k, v in interval.items()}
+
+
+def speed_verdict(interval: dict, reached: int, reference_reached: int, seeds: int) -> str:
+    """The speed verdict (module docstring) from :func:`ratio_interval` and reach counts."""
+    if reached == seeds and reference_reached == 0 and seeds > 0:
+        return "faster (reference never reaches)"
+    if reached == 0 and reference_reached == seeds and seeds > 0:
+        return "slower (never reaches)"
+    if reached < seeds or reference_reached < seeds:
+        return "no verdict (target missed on some seeds)"
+    if interval["n"] < 2 or interval["low"] is None:
+        return "no verdict (1 seed)" if interval["n"] == 1 else "-"
+    if interval["low"] > 1:
+        return "faster"
+    if interval["high"] < 1:
+        return "slower"
+    return "no difference detected"
+
+
 def paired_differences(values: dict[int, float | None],
                        reference: dict[int, float | None]) -> list[float]:
     """``values[s] - reference[s]`` for every seed ``s`` where both are defined."""
@@ -124,8 +157,11 @@ def rules_text(reference: str, target: float) -> str:
         "gives the median over seeds. *Differences* are paired per seed (optimizer minus "
         "reference: same initial weights and batches), as mean [95% interval] over seeds, "
         "Student t with n-1 degrees of freedom; steps differences use the seeds where both "
-        "reached the target. *Verdict* on final test accuracy: better if the whole interval "
+        "reached the target. *Speed-up [95% CI]*: geometric mean of the per-seed speed-ups "
+        "over the seeds where both reached the target, interval from the t interval of the "
+        "mean log speed-up. *Verdict* on final test accuracy: better if the whole interval "
         "is above 0, worse if below 0, otherwise no difference detected (one seed: no "
-        "verdict). Validation (held out from the training split) chooses the best "
+        "verdict). *Speed verdict*: faster / slower if the whole speed-up interval is above / "
+        "below 1 and both reached the target on every seed (or: one never reaches it). Validation (held out from the training split) chooses the best "
         "checkpoint and the target; test accuracy only reports."
     )

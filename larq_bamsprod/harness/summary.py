@@ -81,6 +81,11 @@ def summarize(results: dict[tuple[str, int], dict], reference: str = "bop",
             row["speedup_median"] = stats.median_speedup(speed)
             row["diff_steps_to_target"] = stats.mean_interval(
                 stats.paired_differences(steps, ref_steps))
+            row["speedup_interval"] = stats.ratio_interval(speed)
+            if opt != reference:
+                row["speed_verdict"] = stats.speed_verdict(
+                    row["speedup_interval"], sum(v is not None for v in steps.values()),
+                    sum(ref_steps.get(s) is not None for s in steps), len(steps))
         row["diff_final_test_accuracy"] = stats.mean_interval(
             stats.paired_differences(test, ref_test))
         row["diff_final_val_accuracy"] = stats.mean_interval(

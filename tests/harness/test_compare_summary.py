@@ -173,3 +173,40 @@ def test_evaluation_points_about_twenty_and_the_last_step():
     assert evaluation_steps(279, None) == list(range(14, 279, 14)) + [279]
     assert evaluation_steps(8, None) == list(range(1, 9))
     assert evaluation_steps(10, 4) == [4, 8, 10]
+
+
+def test_speedup_interval_by_hand():
+    # logs of 2 and 8: mean log 4 -> geometric mean 4; sd of (ln 2, ln 8) = sqrt(2) * ln 2,
+    # half width t(0.975, 1) * sd / sqrt(2) = 12.7062 * ln 2.
+    iv = stats.ratio_interval([2.0, 8.0])
+    assert iv["n"] == 2
+    assert iv["mean"] == pytest.approx(4.0)
+    assert iv["low"] == pytest.approx(4.0 * math.exp(-12.7062 * math.log(2)))
+    assert iv["high"] == pytest.approx(4.0 * math.exp(12.7062 * math.log(2)))
+    # 0 (optimizer never), inf (reference never) and None (neither) are left out.
+    assert stats.ratio_interval([0.0, math.inf, None, 3.0]) == {
+        "n": 1, "mean": pytest.approx(3.0), "low": None, "high": None}
+
+
+@pytest.mark.parametrize("ratios, reached, ref_reached, expected", [
+    ([1.2, 1.3, 1.25], 3, 3, "faster"),
+    ([0.5, 0.6, 0.55], 3, 3, "slower"),
+    ([0.5, 2.0, 1.0], 3, 3, "no difference detected"),
+    ([1.2, 1.3], 2, 3, "no verdict (target missed on some seeds)"),
+    ([], 0, 3, "slower (never reaches)"),
+    ([], 3, 0, "faster (reference never reaches)"),
+    ([1.5], 1, 1, "no verdict (1 seed)"),
+])
+def test_speed_verdict(ratios, reached, ref_reached, expected):
+    seeds = max(reached, ref_reached)
+    assert stats.speed_verdict(stats.ratio_interval(ratios), reached, ref_reached,
+                               seeds) == expected
+
+
+def test_summary_speed_interval_and_verdict(rows):
+    # bamsprod: per-seed speed-ups inf, 1.5, 3.0 -> interval over 1.5 and 3.0 only;
+    # bop missed seed 0, so no speed verdict.
+    iv = rows["bamsprod"]["speedup_interval"]
+    assert iv["n"] == 2 and iv["mean"] == pytest.approx(math.sqrt(4.5))
+    assert rows["bamsprod"]["speed_verdict"] == "no verdict (target missed on some seeds)"
+    assert "speed_verdict" not in rows["bop"]
