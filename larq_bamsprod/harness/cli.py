@@ -226,7 +226,8 @@ def _add_fair_arguments(p: argparse.ArgumentParser) -> None:
                    "compared, else the first of --optimizers")
     p.add_argument("--target", type=_probability, default=None,
                    help="validation accuracy for time-to-target. Default: the reference's "
-                   "final validation accuracy, mean over seeds")
+                   "lowest final validation accuracy over its seeds (so that it reaches the "
+                   "target on every seed)")
 
 
 def _model_args(items: list[str]) -> dict:
