@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--data-dir", default=None, help="TFDS data_dir to look in (default: "
                      "TFDS_DATA_DIR or ~/tensorflow_datasets)")
     _add_tune_parser(sub, c)
+    from larq_bamsprod.harness import evidence
+
+    e = sub.add_parser("evidence", help="regenerate RESULTS.md's tables of the tuned "
+                       "comparisons from the committed files (--check: compare only)",
+                       description=evidence.DESCRIPTION)
+    evidence.add_arguments(e)
     return parser
 
 
@@ -537,6 +543,10 @@ def _one_line(err: Exception) -> str:
 def _main(args) -> int:
     if args.command == "list":
         return _list(args)
+    if args.command == "evidence":
+        from larq_bamsprod.harness import evidence
+
+        return evidence.run(args, "larq-bamsprod evidence")
     from larq_bamsprod.harness.config import ResumeError
     from larq_bamsprod.harness.data import DatasetUnavailableError
 

@@ -162,6 +162,7 @@ def rules_text(reference: str, target: float) -> str:
         "mean log speed-up. *Verdict* on final test accuracy: better if the whole interval "
         "is above 0, worse if below 0, otherwise no difference detected (one seed: no "
         "verdict). *Speed verdict*: faster / slower if the whole speed-up interval is above / "
-        "below 1 and both reached the target on every seed (or: one never reaches it). Validation (held out from the training split) chooses the best "
-        "checkpoint and the target; test accuracy only reports."
+        "below 1 and both reached the target on every seed (or: one never reaches it). "
+        "Validation (held out from the training split) chooses the best checkpoint and the "
+        "target; test accuracy only reports."
     )

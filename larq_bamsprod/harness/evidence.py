@@ -1,0 +1,396 @@
+"""RESULTS.md's tables of the tuned comparisons, regenerated from the committed files.
+
+Usage (from the repository's top folder)::
+
+    larq-bamsprod evidence            # rewrite docs/RESULTS.md's tables and the profile plot
+    larq-bamsprod evidence --check    # exit 1 if the tables differ from what the files give
+
+(``python -m larq_bamsprod.harness.evidence`` does the same, with TensorFlow's start-up log.)
+
+Reads ``ROOT/evidence.json`` (default root ``docs/results/tuned``): the graphs in the order
+RESULTS shows them, each with its folder (the ``--output`` of its ``larq-bamsprod tune``),
+a title, the exact command, and when and where it ran. From each folder it reads what
+``tune`` and ``compare`` wrote and what git keeps: ``tune.json`` (every trial, the chosen
+configuration) and ``runs/<optimizer>-seed<S>/done.json`` (every final run's history). The
+numbers are recomputed from the per-seed histories with the comparison's own rules
+(:mod:`larq_bamsprod.harness.summary`, :mod:`larq_bamsprod.harness.stats`), so a table
+cannot drift from the runs behind it.
+
+The generated text replaces what lies between ``<!-- evidence:begin -->`` and
+``<!-- evidence:end -->`` in RESULTS.md; everything outside (the discussion) is left alone.
+
+**Performance profile** (Dolan and More 2002, as AlgoPerf scores training algorithms): on
+each graph ``g`` every optimizer ``o`` has a time to target ``t(o, g)``, the median over
+seeds of its steps to the graph's target ("never" counts as infinity; an optimizer not run
+on a graph never reaches there). ``r(o, g) = t(o, g) / min_o' t(o', g)`` and
+``rho_o(tau)`` is the fraction of graphs with ``r(o, g) <= tau``. The score is the area
+under ``rho_o`` for ``tau`` in ``[1, TAU_MAX]`` divided by ``TAU_MAX - 1`` (1 = fastest on
+every graph, 0 = never within ``TAU_MAX`` times the fastest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import statistics
+import sys
+from pathlib import Path
+
+BEGIN = "<!-- evidence:begin -->"
+END = "<!-- evidence:end -->"
+TAU_MAX = 4.0
+TAUS = (1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 4.0)
+_RUN_DIR = re.compile(r"^(?P<opt>.+)-seed(?P<seed>\d+)$")
+
+
+class EvidenceError(ValueError):
+    """A committed file is missing or inconsistent; the message names it and the fix."""
+
+
+# --- Reading --------------------------------------------------------------------------------
+
+def _read(path: Path) -> dict:
+    from larq_bamsprod.harness.files import read_json
+
+    data = read_json(path)
+    if data is None:
+        raise EvidenceError(f"{path} is missing")
+    return data
+
+
+def load_graph(folder: Path) -> dict | None:
+    """``{"tune", "config", "results"}`` of one finished graph, or None if it has no final runs.
+
+    ``results`` maps ``(optimizer, seed)`` to ``done.json``, for the optimizers and seeds of
+    the final comparison (``config.json``) only.
+    """
+    config_path = folder / "config.json"
+    if not config_path.exists():
+        return None
+    config = _read(config_path)
+    tune = _read(folder / "tune.json")
+    results = {}
+    for done in sorted(folder.glob("runs/*-seed*/done.json")):
+        match = _RUN_DIR.match(done.parent.name)
+        if not match:
+            continue
+        opt, seed = match["opt"], int(match["seed"])
+        if opt in config["optimizers"] and seed in config["seeds"]:
+            results[(opt, seed)] = _read(done)
+    return {"tune": tune, "config": config, "results": results}
+
+
+# --- Numbers --------------------------------------------------------------------------------
+
+def median_steps(steps: list[int | None]) -> float:
+    """Median over seeds of steps to target, "never" (None) counting as infinity."""
+    values = [math.inf if s is None else float(s) for s in steps]
+    return statistics.median(values) if values else math.inf
+
+
+def profile(times: dict[str, dict[str, float]]) -> dict[str, dict]:
+    """``times[graph][optimizer]`` -> per optimizer: ratios per graph, rho at TAUS, score.
+
+    An optimizer missing from a graph counts as never reaching the target there; a graph
+    on which no optimizer reaches its target is left out (no ratio is defined on it).
+    """
+    optimizers = list(dict.fromkeys(o for per in times.values() for o in per))
+    graphs = [g for g, per in times.items() if min(per.values(), default=math.inf) < math.inf]
+    out = {}
+    for o in optimizers:
+        ratios = {}
+        for g in graphs:
+            best = min(times[g].values())
+            ratios[g] = times[g].get(o, math.inf) / best
+        out[o] = {"ratios": ratios,
+                  "rho": {tau: rho(list(ratios.values()), tau) for tau in TAUS},
+                  "score": score(list(ratios.values()))}
+    return out
+
+
+def rho(ratios: list[float], tau: float) -> float:
+    """Fraction of graphs whose ratio is at most ``tau``."""
+    return sum(r <= tau for r in ratios) / len(ratios) if ratios else 0.0
+
+
+def score(ratios: list[float], tau_max: float = TAU_MAX) -> float:
+    """Area under the step function ``rho(tau)`` on ``[1, tau_max]``, over ``tau_max - 1``."""
+    if not ratios:
+        return 0.0
+    area = sum(max(0.0, tau_max - max(r, 1.0)) for r in ratios if r <= tau_max)
+    return area / (len(ratios) * (tau_max - 1.0))
+
+
+# --- Text -----------------------------------------------------------------------------------
+
+def _pct_interval(values: list[float]) -> str:
+    from larq_bamsprod.harness import stats
+
+    iv = stats.mean_interval(values)
+    if iv["mean"] is None:
+        return "-"
+    text = f"{100 * iv['mean']:.2f}"
+    if iv["low"] is not None:
+        text += f" [{100 * iv['low']:.2f}, {100 * iv['high']:.2f}]"
+    return text
+
+
+def _diff(iv: dict | None) -> str:
+    if not iv or iv.get("mean") is None:
+        return "-"
+    text = f"{100 * iv['mean']:+.2f}"
+    if iv.get("low") is not None:
+        text += f" [{100 * iv['low']:+.2f}, {100 * iv['high']:+.2f}]"
+    return text
+
+
+def _ratio(iv: dict | None) -> str:
+    if not iv or iv.get("mean") is None:
+        return "-"
+    text = f"{iv['mean']:.2f}x"
+    if iv.get("low") is not None:
+        text += f" [{iv['low']:.2f}, {iv['high']:.2f}]"
+    return text + (f" (n={iv['n']})" if iv["n"] else "")
+
+
+def _params(params: dict) -> str:
+    def one(v):
+        return f"{v:.3g}" if isinstance(v, float) else repr(v) if v is None else str(v)
+
+    return ", ".join(f"{k}={one(v)}" for k, v in sorted(params.items())) or "-"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 600 else f"{seconds / 60:.1f} min"
+
+
+def graph_text(entry: dict, graph: dict | None) -> tuple[str, dict[str, float] | None]:
+    """Markdown of one graph and its times to target (None if it has no final runs yet)."""
+    from larq_bamsprod.harness import summary
+
+    lines = [f"### {entry['title']}", ""]
+    if graph is None:
+        lines += [f"Not run yet (no final runs in `{entry['dir']}`). Command:", "",
+                  "```bash", entry["command"], "```", ""]
+        return "\n".join(lines), None
+    tune, config, results = graph["tune"], graph["config"], graph["results"]
+    reference = "bop" if "bop" in config["optimizers"] else config["optimizers"][0]
+    summ = summary.summarize(results, reference)
+    steps_budget = max((r["history"][-1]["step"] for r in results.values()), default=0)
+    sample = next(iter(results.values()))
+    trial_seconds = {opt: sum(t["seconds"] or 0.0 for t in info["trials"])
+                     for opt, info in tune["optimizers"].items()}
+    run_seconds = sum(r.get("startup_seconds", 0.0) + r["train_seconds"] + r["eval_seconds"]
+                      + r.get("test_seconds", 0.0) for r in results.values())
+    lines += [
+        "Command (tuning, then the final runs of each optimizer's chosen configuration over "
+        "every seed):", "", "```bash", entry["command"], "```", "",
+        f"{entry['when']} Budget: {steps_budget:,} steps per run (batch "
+        f"{config['batch_size']}, {config['epochs']} epochs of "
+        f"{sample.get('train_size', '?'):,} training examples; "
+        f"{sample.get('validation_size', '?'):,} held out for validation), "
+        f"{tune['trials_per_optimizer']} trials per optimizer, final runs on seeds "
+        f"{', '.join(map(str, config['seeds']))}. Compute: "
+        f"{_minutes(sum(trial_seconds.values()))} of trials, {_minutes(run_seconds)} of final "
+        f"runs (sums of per-run seconds). Files: [`{entry['dir']}/`]({entry['dir']}/).",
+        "",
+        "Chosen configuration (best final validation accuracy of the trials, from the first "
+        "seed's initial weights):",
+        "",
+        "| optimizer | trials complete | best trial | its validation top-1 (%) | "
+        "configuration |",
+        "|---|---|---|---|---|",
+    ]
+    for opt, info in tune["optimizers"].items():
+        complete = sum(t["state"] == "COMPLETE" for t in info["trials"])
+        best = info["best"]
+        lines.append(f"| {opt} | {complete} | {best['number']} | {100 * best['value']:.2f} | "
+                     f"{_params(best['params'])} |")
+    lines += [
+        "",
+        f"Final runs (mean [95% t interval] over seeds; differences paired per seed against "
+        f"{reference}; target = {100 * summ['target']:.2f}% validation top-1, the lowest of "
+        f"{reference}'s final validation accuracies):",
+        "",
+        "| optimizer | seeds | final val top-1 (%) | final test top-1 (%) | test diff vs "
+        f"{reference} (pp) | verdict | steps to target, per seed | speed-up vs {reference} "
+        "| speed verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    times = {}
+    for row in summ["rows"]:
+        opt = row["optimizer"]
+        per = {s: r for (o, s), r in results.items() if o == opt}
+        val = [per[s]["final"]["val_accuracy"] for s in sorted(per)]
+        test = [per[s]["final"]["test_accuracy"] for s in sorted(per)]
+        steps = row.get("steps_to_target", [])
+        times[opt] = median_steps(steps)
+        is_ref = opt == reference
+        lines.append(
+            f"| {opt} | {row['seeds']} | {_pct_interval(val)} | {_pct_interval(test)} | "
+            f"{'-' if is_ref else _diff(row['diff_final_test_accuracy'])} | "
+            f"{row['verdict']} | "
+            f"{', '.join('never' if s is None else str(s) for s in steps) or '-'} | "
+            f"{'-' if is_ref else _ratio(row.get('speedup_interval'))} | "
+            f"{'reference' if is_ref else row.get('speed_verdict', '-')} |")
+    lines.append("")
+    return "\n".join(lines), times
+
+
+def profile_text(times: dict[str, dict[str, float]], titles: dict[str, str],
+                 plot: str | None) -> str:
+    prof = profile(times)
+    if not prof:
+        return "### Performance profile\n\nNo graph has final runs yet.\n"
+    graphs = list(next(iter(prof.values()))["ratios"])
+    lines = [
+        "### Performance profile across graphs",
+        "",
+        f"Graphs: {', '.join(titles[g] for g in graphs)} ({len(graphs)}). Time to target = "
+        "median over seeds of the steps to each graph's target (never = infinity); ratio "
+        "= that over the fastest optimizer's on the graph; rho(tau) = fraction of graphs "
+        f"with ratio <= tau; score = area under rho on [1, {TAU_MAX:g}] / {TAU_MAX - 1:g}.",
+        "",
+        "| optimizer | " + " | ".join(f"ratio on {g}" for g in graphs) + " | "
+        + " | ".join(f"rho({tau:g})" for tau in TAUS) + " | score |",
+        "|---|" + "---|" * (len(graphs) + len(TAUS) + 1),
+    ]
+    for opt, p in sorted(prof.items(), key=lambda kv: -kv[1]["score"]):
+        ratios = " | ".join("never" if math.isinf(r) else f"{r:.2f}"
+                            for r in p["ratios"].values())
+        rhos = " | ".join(f"{p['rho'][tau]:.2f}" for tau in TAUS)
+        lines.append(f"| {opt} | {ratios} | {rhos} | {p['score']:.3f} |")
+    lines.append("")
+    if plot:
+        lines += [f"![performance profile]({plot})", ""]
+    return "\n".join(lines)
+
+
+def plot_profile(times: dict[str, dict[str, float]], path: Path) -> None:
+    """rho_o(tau) against tau, one step line per optimizer (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    prof = profile(times)
+    taus = np.linspace(1.0, TAU_MAX, 301)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    styles = ("-", "--", "-.", ":")
+    for i, (opt, p) in enumerate(prof.items()):
+        ratios = list(p["ratios"].values())
+        ax.step(taus, [rho(ratios, t) for t in taus], where="post", label=opt,
+                linestyle=styles[i % len(styles)],
+                linewidth=2.4 if opt.startswith("bamsprod") else 1.5)
+    n = len(next(iter(prof.values()))["ratios"]) if prof else 0
+    ax.set_xlabel("tau: steps to target within tau x the fastest optimizer's")
+    ax.set_ylabel(f"fraction of graphs (of {n})")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(1.0, TAU_MAX)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("Performance profile (time to target, median over seeds)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def render(root: Path, results_md: Path | None = None) -> tuple[str, dict]:
+    """The generated block (between the markers) and the profile's times."""
+    manifest = _read(root / "evidence.json")
+    blocks, times, titles = [], {}, {}
+    for entry in manifest["graphs"]:
+        folder = root / entry["dir"]
+        text, graph_times = graph_text(entry, load_graph(folder))
+        blocks.append(text)
+        if graph_times is not None:
+            times[entry["dir"]] = graph_times
+            titles[entry["dir"]] = entry["dir"]
+    plot = None
+    if times and results_md is not None:
+        plot = _relative(root / "performance_profile.png", results_md.parent)
+    blocks.append(profile_text(times, titles, plot))
+    body = ("<!-- generated by `larq-bamsprod evidence`; edit the files, not this block "
+            "-->\n\n" + "\n".join(blocks))
+    return body, times
+
+
+def _relative(path: Path, start: Path) -> str:
+    import os
+
+    return os.path.relpath(path, start).replace(os.sep, "/")
+
+
+def replace_block(document: str, body: str, where: str) -> str:
+    if document.count(BEGIN) != 1 or document.count(END) != 1 or (
+            document.index(BEGIN) > document.index(END)):
+        raise EvidenceError(
+            f"{where} must hold one line {BEGIN} and, after it, one line {END}; the tables "
+            "go between them")
+    head, rest = document.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{body}{END}{tail}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", default="docs/results/tuned",
+                        help="folder holding evidence.json and one folder per graph "
+                             "(default: %(default)s)")
+    parser.add_argument("--results", default="docs/RESULTS.md",
+                        help="the document whose marked block is rewritten (default: "
+                             "%(default)s)")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if the document's block differs from "
+                             "what the files give")
+
+
+DESCRIPTION = ("Regenerate RESULTS.md's tables (and the performance profile plot) from the "
+               "committed tuning studies and final runs.")
+
+
+def run(args: argparse.Namespace, prog: str) -> int:
+    """What ``main`` and ``larq-bamsprod evidence`` do with parsed arguments."""
+    root, results_md = Path(args.root), Path(args.results)
+    for flag, path, kind in (("--root", root, "folder"), ("--results", results_md, "file")):
+        if not path.exists():
+            print(f"{prog}: error: {flag} {str(path)!r} does not exist; give the {kind} (or "
+                  "run from the repository's top folder)", file=sys.stderr)
+            return 2
+    try:
+        body, times = render(root, results_md)
+        document = results_md.read_text()
+        updated = replace_block(document, body, str(results_md))
+    except EvidenceError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    if args.check:
+        if updated != document:
+            print(f"{results_md}: the tables differ from what the files under {root} give; "
+                  f"run `{prog}` and commit", file=sys.stderr)
+            return 1
+        print(f"{results_md}: tables match the files under {root}")
+        return 0
+    if times:
+        plot_profile(times, root / "performance_profile.png")
+    if updated != document:
+        from larq_bamsprod.harness.files import write_text_atomic
+
+        write_text_atomic(results_md, updated)
+        print(f"{results_md}: tables rewritten from {root}")
+    else:
+        print(f"{results_md}: tables already match the files under {root}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    prog = "python -m larq_bamsprod.harness.evidence"
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(argv), prog)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""RESULTS.md's generated tables: the committed ones equal the script's output, and the
+script's numbers (profile, intervals, paired differences) match values worked out by hand."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from larq_bamsprod.harness import evidence
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_committed_results_tables_equal_the_scripts_output():
+    """Every table between RESULTS.md's evidence markers comes from the committed files."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "larq_bamsprod.harness.evidence", "--check"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_profile_by_hand():
+    times = {"g1": {"a": 100.0, "b": 200.0, "c": math.inf},
+             "g2": {"a": 300.0, "b": 150.0, "c": 150.0},
+             "g3": {"a": math.inf, "b": math.inf}}  # nobody reaches: left out
+    prof = evidence.profile(times)
+    assert prof["a"]["ratios"] == {"g1": 1.0, "g2": 2.0}
+    assert prof["c"]["ratios"] == {"g1": math.inf, "g2": 1.0}
+    assert [prof["a"]["rho"][t] for t in (1.0, 1.5, 2.0)] == [0.5, 0.5, 1.0]
+    assert [prof["c"]["rho"][t] for t in (1.0, 2.0, 4.0)] == [0.5, 0.5, 0.5]
+    # Area under rho on [1, 4] over 3: a = ((4 - 1) + (4 - 2)) / (2 * 3); c = 3 / 6.
+    assert prof["a"]["score"] == pytest.approx(5 / 6)
+    assert prof["b"]["score"] == pytest.approx(5 / 6)
+    assert prof["c"]["score"] == pytest.approx(0.5)
+
+
+def test_an_optimizer_missing_from_a_graph_never_reaches_there():
+    prof = evidence.profile({"g1": {"a": 10.0}, "g2": {"a": 10.0, "b": 5.0}})
+    assert prof["b"]["ratios"] == {"g1": math.inf, "g2": 1.0}
+    assert prof["a"]["ratios"] == {"g1": 1.0, "g2": 2.0}
+
+
+def test_median_steps_counts_never_as_infinity():
+    assert evidence.median_steps([100, None, 300]) == 300
+    assert evidence.median_steps([100, 200, 300, None]) == 250
+    assert evidence.median_steps([None, None, 100]) == math.inf
+
+
+def _done(vals, test, steps=(10, 20, 30)):
+    history = [{"step": s, "val_accuracy": v, "train_loss": 0.5, "train_seconds": s / 10,
+                "step_seconds_median": 0.01} for s, v in zip(steps, vals)]
+    return {"history": history, "final": {"val_accuracy": vals[-1], "test_accuracy": test},
+            "best": {"test_accuracy": test}, "train_seconds": 3.0, "eval_seconds": 1.0,
+            "startup_seconds": 0.5, "test_seconds": 0.5, "train_size": 900,
+            "validation_size": 100}
+
+
+@pytest.fixture
+def study(tmp_path):
+    root = tmp_path / "tuned"
+    g = root / "toy"
+    runs = {
+        # bop's final vals 0.80, 0.82 -> target 0.80 (the lower); bop reaches it at 30, 20.
+        ("bop", 0): _done([0.5, 0.7, 0.80], 0.70),
+        ("bop", 1): _done([0.6, 0.81, 0.82], 0.74),
+        # bamsprod reaches 0.80 at 10 and 20: speed-ups 3 and 1; test +0.10 and +0.08.
+        ("bamsprod", 0): _done([0.85, 0.86, 0.9], 0.80),
+        ("bamsprod", 1): _done([0.7, 0.8, 0.88], 0.82),
+        ("bamsprod", 7): _done([0.1, 0.1, 0.1], 0.1),  # a seed not in config.json: ignored
+    }
+    for (opt, seed), done in runs.items():
+        d = g / "runs" / f"{opt}-seed{seed}"
+        d.mkdir(parents=True)
+        (d / "done.json").write_text(json.dumps(done))
+    (g / "config.json").write_text(json.dumps(
+        {"optimizers": ["bamsprod", "bop"], "seeds": [0, 1], "batch_size": 32, "epochs": 3}))
+    trial = {"state": "COMPLETE", "seconds": 60.0, "params": {}}
+    (g / "tune.json").write_text(json.dumps({"trials_per_optimizer": 2, "optimizers": {
+        "bamsprod": {"best": {"number": 1, "value": 0.9, "params": {"learning_rate": 0.0123,
+                                                                     "lr_decay": None}},
+                     "trials": [trial, trial]},
+        "bop": {"best": {"number": 0, "value": 0.8, "params": {"gamma": 1e-4}},
+                "trials": [trial, {**trial, "state": "FAIL"}, trial]}}}))
+    (root / "evidence.json").write_text(json.dumps({"graphs": [
+        {"dir": "toy", "title": "Toy graph", "command": "larq-bamsprod tune --toy",
+         "when": "Run on a test machine."},
+        {"dir": "later", "title": "Later graph", "command": "larq-bamsprod tune --later",
+         "when": ""}]}))
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text(f"# Results\n\nprose before\n\n{evidence.BEGIN}\nold\n{evidence.END}\n\n"
+                   "prose after\n")
+    return root, doc
+
+
+def _row(text, first_cell):
+    for line in text.splitlines():
+        if line.startswith(f"| {first_cell} |"):
+            return [c.strip() for c in line.strip("|").split("|")]
+    raise AssertionError(f"no row {first_cell!r} in\n{text}")
+
+
+def test_graph_tables_by_hand(study):
+    root, doc = study
+    body, times = evidence.render(root, doc)
+    # Final runs: bamsprod test 80 and 82 -> mean 81, sd 1.4142, half width
+    # 12.7062 * 1.4142 / sqrt(2) = 12.7062 points; diff vs bop: +10 and +8 -> +9 +- 12.7062 * 1.
+    row = _row(body.split("Final runs")[1], "bamsprod")
+    assert row[1] == "2"
+    assert row[3] == "81.00 [68.29, 93.71]"
+    assert row[4] == "+9.00 [-3.71, +21.71]"
+    assert row[5] == "no difference detected"
+    assert row[6] == "10, 20"
+    # speed-ups 30/10 = 3 and 20/20 = 1: geometric mean sqrt(3) = 1.73.
+    assert row[7].startswith("1.73x [") and row[7].endswith("(n=2)")
+    assert row[8] == "no difference detected"
+    assert "target = 80.00%" in body
+    # Chosen configuration: trials complete, best trial, its value, parameters.
+    assert _row(body.split("Chosen configuration")[1], "bop") == [
+        "bop", "2", "0", "80.00", "gamma=0.0001"]
+    assert _row(body.split("Chosen configuration")[1], "bamsprod")[4] == (
+        "learning_rate=0.0123, lr_decay=None")
+    # The unfinished graph says so, with its command.
+    assert "### Later graph\n\nNot run yet" in body and "larq-bamsprod tune --later" in body
+    # Profile over the one finished graph: median steps bamsprod 15, bop 25.
+    assert times == {"toy": {"bamsprod": 15.0, "bop": 25.0}}
+    assert _row(body.split("Performance profile")[1], "bop")[1] == f"{25 / 15:.2f}"
+
+
+def test_main_rewrites_only_the_block_then_check_passes(study, capsys):
+    root, doc = study
+    assert evidence.main(["--root", str(root), "--results", str(doc), "--check"]) == 1
+    assert evidence.main(["--root", str(root), "--results", str(doc)]) == 0
+    text = doc.read_text()
+    assert text.startswith("# Results\n\nprose before\n\n" + evidence.BEGIN)
+    assert text.endswith(evidence.END + "\n\nprose after\n")
+    assert "old" not in text
+    assert (root / "performance_profile.png").stat().st_size > 0
+    assert evidence.main(["--root", str(root), "--results", str(doc), "--check"]) == 0
+
+
+def test_the_cli_command_is_the_same(study, capsys):
+    from larq_bamsprod.harness import cli
+
+    root, doc = study
+    assert cli.main(["evidence", "--root", str(root), "--results", str(doc), "--check"]) == 1
+    assert "run `larq-bamsprod evidence` and commit" in capsys.readouterr().err
+    assert cli.main(["evidence", "--root", str(root), "--results", str(doc)]) == 0
+    assert cli.main(["evidence", "--root", str(root), "--results", str(doc), "--check"]) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--root", "/nonexistent/tuned"], "--root '/nonexistent/tuned' does not exist"),
+    (["--results", "/nonexistent/R.md"], "--results '/nonexistent/R.md' does not exist"),
+])
+def test_bad_paths_one_line(study, args, message, capsys):
+    root, doc = study
+    base = {"--root": str(root), "--results": str(doc)}
+    base.update(dict(zip(args[::2], args[1::2])))
+    assert evidence.main([x for kv in base.items() for x in kv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_missing_markers_one_line(study, capsys):
+    root, doc = study
+    doc.write_text("# Results without markers\n")
+    assert evidence.main(["--root", str(root), "--results", str(doc)]) == 2
+    err = capsys.readouterr().err
+    assert "must hold one line <!-- evidence:begin -->" in err and err.count("\n") == 1
