@@ -53,7 +53,11 @@ class EvidenceError(ValueError):
 def _read(path: Path) -> dict:
     from larq_bamsprod.harness.files import read_json
 
-    data = read_json(path)
+    try:
+        data = read_json(path)
+    except ValueError as error:
+        raise EvidenceError(f"{path} is not valid JSON ({error}); fix or restore it "
+                            "(git checkout)") from None
     if data is None:
         raise EvidenceError(f"{path} is missing")
     return data
@@ -302,7 +306,12 @@ def render(root: Path, results_md: Path | None = None) -> tuple[str, dict]:
     """The generated block (between the markers) and the profile's times."""
     manifest = _read(root / "evidence.json")
     blocks, times, titles = [], {}, {}
-    for entry in manifest["graphs"]:
+    for i, entry in enumerate(manifest.get("graphs", [])):
+        missing = [k for k in ("dir", "title", "command", "when") if k not in entry]
+        if missing:
+            raise EvidenceError(f"{root / 'evidence.json'}: graphs[{i}] lacks "
+                                f"{', '.join(missing)}; every graph needs dir, title, "
+                                "command and when")
         folder = root / entry["dir"]
         text, graph_times = graph_text(entry, load_graph(folder))
         blocks.append(text)

@@ -170,3 +170,11 @@ def test_missing_markers_one_line(study, capsys):
     assert evidence.main(["--root", str(root), "--results", str(doc)]) == 2
     err = capsys.readouterr().err
     assert "must hold one line <!-- evidence:begin -->" in err and err.count("\n") == 1
+
+
+def test_incomplete_manifest_entry_one_line(study, capsys):
+    root, doc = study
+    (root / "evidence.json").write_text(json.dumps({"graphs": [{"dir": "toy"}]}))
+    assert evidence.main(["--root", str(root), "--results", str(doc)]) == 2
+    err = capsys.readouterr().err
+    assert "graphs[0] lacks title, command, when" in err and err.count("\n") == 1
