@@ -83,7 +83,8 @@ class CompareConfig:
     eval_every: int | None = None
     # Optimizer the others are measured against; None: bop if compared, else the first.
     reference: str | None = None
-    # Validation accuracy of time-to-target; None: the reference's final one, mean over seeds.
+    # Validation accuracy of time-to-target; None: the lowest of the reference's final
+    # validation accuracies over its seeds.
     target: float | None = None
 
     def __post_init__(self):
