@@ -16,6 +16,11 @@ Models:
   at 32x32x3; the flattened features grow with the input area).
 * ``BinaryResNet34``: the binary ResNet-34 of the paper's section 5.2 (``width_multiplier``).
 * ``BinaryMobileNetV2``: the binary MobileNetV2 of section 5.2 (``width_multiplier``).
+* ``BinaryLSTM``: the binary 3-layer LSTM language model of section 5.3
+  (:func:`larq_bamsprod.harness.rnn.binary_lstm`; ``hidden``, ``embedding``, ``layers``,
+  ``seq_len``, ...). It takes windows of token ids, ``input_shape=(seq_len,)``, and
+  ``num_classes`` is the vocabulary size; it trains on text corpora (``ptb``), the others
+  on images (:func:`larq_bamsprod.harness.tasks.check_model_fits_dataset`).
 * larq-zoo, by class name, built with ``weights=None``: ``BiRealNet``, ``BinaryAlexNet``,
   ``BinaryDenseNet28``, ``BinaryDenseNet37``, ``BinaryDenseNet37Dilated``,
   ``BinaryDenseNet45``, ``BinaryResNetE18``, ``DoReFaNet``, ``MeliusNet22``,
@@ -66,9 +71,12 @@ import larq as lq
 import larq_zoo
 import tensorflow as tf
 
+from larq_bamsprod.harness import tasks
+from larq_bamsprod.harness.rnn import binary_lstm
 from larq_bamsprod.hyperparameters import is_real
 
-__all__ = ["MODELS", "ZOO_MIN_INPUT", "build_model", "enlarged_input", "input_note"]
+__all__ = ["MODELS", "ZOO_MIN_INPUT", "build_model", "enlarged_input", "input_note",
+           "model_arg"]
 
 _BN = {"momentum": 0.9, "epsilon": 1e-5}
 _INIT = "glorot_normal"  # truncated normal: the paper's initialization
@@ -314,6 +322,8 @@ def enlarged_input(name: str, input_shape: tuple[int, int, int]) -> tuple[int, i
     """The ``(height, width)`` model ``name`` enlarges ``input_shape`` to inside itself
     (``ZOO_MIN_INPUT``), or None when it takes the input as it is."""
     side = ZOO_MIN_INPUT.get(registered_name(name), 0)
+    if not side:
+        return None
     height, width = input_shape[:2]
     target = (max(height, side), max(width, side))
     return None if target == (height, width) else target
@@ -334,6 +344,7 @@ MODELS: dict[str, Callable[..., tf.keras.Model]] = {
     "BinaryCNN": binary_cnn,
     "BinaryResNet34": binary_resnet34,
     "BinaryMobileNetV2": binary_mobilenet_v2,
+    "BinaryLSTM": binary_lstm,
     **{name: functools.partial(_zoo_model, name) for name in _ZOO_NAMES},
 }
 
@@ -360,14 +371,24 @@ def check_model_args(name: str, model_args: dict) -> None:
                 f"{', '.join(valid) if valid else 'none'}")
 
 
+def model_arg(name: str, model_args: dict, arg: str):
+    """The value of argument ``arg`` that model ``name`` is built with: ``model_args``'
+    or the builder's default."""
+    key = registered_name(name)
+    if arg in model_args:
+        return model_args[arg]
+    return inspect.signature(MODELS[key]).parameters[arg].default
+
+
 def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, *,
                 seed: int | None = None, **kwargs) -> tf.keras.Model:
     """Build the registered model ``name`` (case-insensitive) for the given input and classes.
 
     Args:
         name: A key of ``MODELS``, in any letter case.
-        input_shape: ``(H, W, C)`` of one image.
-        num_classes: Number of classes (outputs of the final softmax).
+        input_shape: ``(H, W, C)`` of one image (``(seq_len,)`` for ``BinaryLSTM``).
+        num_classes: Number of classes (outputs of the final softmax; the vocabulary size
+            for ``BinaryLSTM``).
         seed: If given, ``tf.keras.utils.set_random_seed(seed)`` is called first, so the
             initial weights depend only on it. Defaults to `None` (the current global state).
         **kwargs: Passed to the builder (``stem`` and ``width_multiplier`` for
@@ -379,7 +400,10 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, 
     """
     key = registered_name(name)
     shape = tuple(int(d) if isinstance(d, numbers.Integral) else d for d in input_shape)
-    if len(shape) != 3 or not all(isinstance(d, numbers.Integral) and d > 0 for d in shape):
+    # A language model's (seq_len,) is checked by its builder, against its seq_len argument.
+    images = tasks.model_task(key) == tasks.CLASSIFICATION
+    if images and (len(shape) != 3
+                   or not all(isinstance(d, numbers.Integral) and d > 0 for d in shape)):
         raise ValueError(f"input_shape must be (height, width, channels) of positive ints, "
                          f"received input_shape={input_shape!r}.")
     if not isinstance(num_classes, numbers.Integral) or num_classes < 1:

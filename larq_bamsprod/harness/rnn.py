@@ -1,4 +1,5 @@
-"""A binary LSTM cell built from Larq quantizers (Larq itself has no quantized LSTM).
+"""A binary LSTM cell built from Larq quantizers (Larq itself has no quantized LSTM), and the
+binary LSTM language model the harness registers as ``BinaryLSTM``.
 
 :class:`BinaryLSTMCell` is an LSTM cell for ``tf.keras.layers.RNN`` whose input kernel
 ``W`` and recurrent kernel ``U`` are binary in the forward pass (``ste_sign``: ``+1`` for
@@ -46,7 +47,7 @@ from larq.layers_base import BaseLayer
 
 from larq_bamsprod.compat import register_serializable
 
-__all__ = ["BinaryLSTMCell"]
+__all__ = ["BinaryLSTMCell", "binary_lstm"]
 
 
 @register_serializable(package="larq_bamsprod")
@@ -202,3 +203,109 @@ class BinaryLSTMCell(BaseLayer):
             }
         )
         return config
+
+
+class _ClippedModel(tf.keras.Model):
+    """A functional model whose training step clips the gradients by their global norm.
+
+    Every optimizer compared on the graph gets the same clipping, as the graph's loss and
+    schedule are the same for all; ``clip_norm=None`` is Keras' own step.
+    """
+
+    clip_norm: float | None = None
+
+    def train_step(self, data):
+        if not self.clip_norm:
+            return super().train_step(data)
+        x, y = data
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x, y, y_pred)
+            # Under mixed precision the optimizer is a LossScaleOptimizer.
+            scaled = (self.optimizer.get_scaled_loss(loss)
+                      if hasattr(self.optimizer, "get_scaled_loss") else loss)
+        grads = tape.gradient(scaled, variables)
+        if hasattr(self.optimizer, "get_unscaled_gradients"):
+            grads = self.optimizer.get_unscaled_gradients(grads)
+        grads, _ = tf.clip_by_global_norm(grads, self.clip_norm)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return self.compute_metrics(x, y, y_pred, None)
+
+
+def _check_positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, received {name}={value!r}")
+
+
+def binary_lstm(input_shape: tuple[int], num_classes: int, hidden: int = 128,
+                embedding: int | None = None, layers: int = 3, seq_len: int = 35,
+                softmax_dim: int | None = None, binary_activations: bool = False,
+                dropout: float = 0.0, clip_norm: float | None = 5.0) -> tf.keras.Model:
+    """Binary LSTM language model: embedding, ``layers`` binary LSTMs, softmax over words.
+
+    ``Embedding(num_classes, embedding) - [Dropout - RNN(BinaryLSTMCell(hidden))] x layers
+    - Dropout - [Dense(softmax_dim)] - Dense(num_classes) - softmax``: the embedding, the
+    optional projection and the output layer are real-valued; the LSTMs' input and recurrent
+    kernels are binary (:class:`BinaryLSTMCell`). The output is the next word's distribution
+    at every position, ``(batch, seq_len, num_classes)``, in float32. Windows are stateless:
+    every one starts from a zero state.
+
+    Args:
+        input_shape: ``(seq_len,)``, token ids per window.
+        num_classes: Vocabulary size.
+        hidden: Units of every LSTM. Defaults to `128`.
+        embedding: Embedding size. Defaults to `None` (``hidden``).
+        layers: Number of binary LSTM layers. Defaults to `3` (the paper's).
+        seq_len: Tokens per window (truncated BPTT); the data are cut to it. Defaults to `35`.
+        softmax_dim: A real-valued linear projection to this size before the output layer
+            (a cheaper 10k-way softmax on CPUs). Defaults to `None` (none).
+        binary_activations: Also binarise the LSTMs' inputs and hidden states. Defaults to
+            `False`.
+        dropout: Dropout rate before every LSTM and before the output. Defaults to `0.0`.
+        clip_norm: Clip the gradients by this global norm in every training step, the same
+            for every optimizer (``None`` or ``0``: no clipping). Defaults to `5.0`.
+
+    Returns:
+        An uncompiled ``tf.keras.Model``.
+
+    Note:
+        The paper (section 5.3) gives neither the sizes nor the clipping of its binary
+        3-layer LSTM; these defaults are a CPU-sized model with the usual PTB clipping.
+    """
+    for name, value in (("hidden", hidden), ("layers", layers), ("seq_len", seq_len)):
+        _check_positive(name, value)
+    for name, value in (("embedding", embedding), ("softmax_dim", softmax_dim)):
+        if value is not None:
+            _check_positive(name, value)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (
+            0 <= dropout < 1):
+        raise ValueError(f"dropout must be in [0, 1), received dropout={dropout!r}")
+    if clip_norm is not None and (isinstance(clip_norm, bool) or not isinstance(
+            clip_norm, (int, float)) or clip_norm < 0):
+        raise ValueError(f"clip_norm must be a number >= 0 or None, received "
+                         f"clip_norm={clip_norm!r}")
+    if tuple(input_shape) != (seq_len,):
+        raise ValueError(f"input_shape must be (seq_len,) = ({seq_len},), received "
+                         f"input_shape={tuple(input_shape)!r}")
+    tokens = tf.keras.Input(shape=(seq_len,), dtype=tf.int32)
+    x = tf.keras.layers.Embedding(
+        num_classes, embedding or hidden,
+        embeddings_initializer=tf.keras.initializers.RandomUniform(-0.1, 0.1),
+        name="embedding")(tokens)
+    for k in range(layers):
+        if dropout:
+            x = tf.keras.layers.Dropout(dropout)(x)
+        cell = BinaryLSTMCell(hidden, binary_activations=binary_activations,
+                              name=f"binary_lstm_cell_{k}")
+        x = tf.keras.layers.RNN(cell, return_sequences=True, name=f"binary_lstm_{k}")(x)
+    if dropout:
+        x = tf.keras.layers.Dropout(dropout)(x)
+    if softmax_dim:
+        x = tf.keras.layers.Dense(softmax_dim, name="projection")(x)
+    x = tf.keras.layers.Dense(num_classes, name="logits")(x)
+    # float32 so that mixed precision keeps a stable softmax, as the image models do
+    probabilities = tf.keras.layers.Activation("softmax", dtype="float32", name="softmax")(x)
+    model = _ClippedModel(tokens, probabilities, name="BinaryLSTM")
+    model.clip_norm = float(clip_norm) if clip_norm else None
+    return model
