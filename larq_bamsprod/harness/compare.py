@@ -5,7 +5,9 @@ Held out: ``--validation-size`` examples of the training split (default 10%, at 
 never trained on. Every ``--eval-every`` steps (default: about 20 points per run) the
 model is evaluated on them; the best checkpoint and the time to a target validation
 accuracy are chosen on validation only. Test accuracy is measured once at the end, for the
-final weights and for the best-validation weights, and never chooses anything.
+final weights and for the best-validation weights, and never chooses anything. On a text
+corpus (``ptb``, with ``BinaryLSTM``) the score is perplexity, lower is better, and the
+validation set is the corpus' own validation split (:mod:`larq_bamsprod.harness.tasks`).
 
 For each seed, every optimizer starts from the same initial weights (built once per seed
 and saved under ``OUTPUT/init/``) and sees the same batches in the same order (epoch ``e``
@@ -98,7 +100,8 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
         log(f"Note: {note}.")
     total_steps = cfg.epochs * data_.steps_per_epoch
     points = evaluation_steps(total_steps, cfg.eval_every)
-    log(f"{data_.train_size} training, {data_.validation_size} validation examples; "
+    unit = "examples" if data_.metric.percent else "windows"
+    log(f"{data_.train_size} training, {data_.validation_size} validation {unit}; "
         f"{total_steps} steps per run, {len(points)} evaluation points per run")
     results: dict[tuple[str, int], dict] = {}
     progress = Progress(len(cfg.optimizers) * len(cfg.seeds), total_steps, log, cfg.verbose)
@@ -109,7 +112,7 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
                                             progress)
             tf.keras.backend.clear_session()
     results = _with_earlier_runs(results, out, cfg.epochs)
-    summary = summarize(results, cfg.reference_name, cfg.target)
+    summary = summarize(results, cfg.reference_name, cfg.target, data_.metric)
     summary["config"] = cfg.to_json()
     summary["notes"] = notes
     summary["wall_seconds"] = time.perf_counter() - started
@@ -121,7 +124,7 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
         write_text_atomic(out / "results.md", results_markdown(summary, cfg))
         write_text_atomic(out / "results.csv", results_csv(summary))
         plot_curves({k: r["history"] for k, r in results.items()}, out / "curves.png",
-                    f"{cfg.model} on {cfg.dataset}", summary["target"])
+                    f"{cfg.model} on {cfg.dataset}", summary["target"], data_.metric)
         log(f"\n{results_markdown(summary, cfg)}\nwritten to {out}/results.md, curves.png "
             f"({summary['wall_seconds']:.0f} s)")
     return summary

@@ -1,5 +1,6 @@
-"""The comparison's curves: validation accuracy against steps and against training seconds,
-training loss against steps; mean over seeds with the min-max band over seeds."""
+"""The comparison's curves: validation accuracy (perplexity, for a language model) against
+steps and against training seconds, training loss against steps; mean over seeds with the
+min-max band over seeds."""
 
 from __future__ import annotations
 
@@ -22,8 +23,15 @@ def _curves(runs: list[list[dict]], key: str, x_key: str):
 
 
 def plot_curves(histories: dict[tuple[str, int], list[dict]], path: str | os.PathLike,
-                title: str = "", target: float | None = None) -> None:
-    """Write the three panels to ``path`` (PNG); ``histories`` are ``run_one``'s rows."""
+                title: str = "", target: float | None = None, metric=None) -> None:
+    """Write the three panels to ``path`` (PNG); ``histories`` are ``run_one``'s rows.
+
+    ``metric`` (:class:`larq_bamsprod.harness.tasks.Metric`) is the validation score
+    plotted. Defaults to accuracy.
+    """
+    from larq_bamsprod.harness import tasks
+
+    metric = metric or tasks.ACCURACY
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,14 +39,17 @@ def plot_curves(histories: dict[tuple[str, int], list[dict]], path: str | os.Pat
 
     optimizers = list(dict.fromkeys(opt for opt, _ in histories))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+    score = metric.val_key
+    score_label = ("validation top-1 accuracy" if metric is tasks.ACCURACY
+                   else f"validation {metric.name} (lower is better)")
     panels = (
-        (axes[0], "val_accuracy", "step", "validation top-1 accuracy", "training step"),
-        (axes[1], "val_accuracy", "train_seconds", "validation top-1 accuracy",
+        (axes[0], score, "step", score_label, "training step"),
+        (axes[1], score, "train_seconds", score_label,
          "training time (s, evaluation excluded)"),
         (axes[2], "train_loss", "step", "training loss (mean since previous point)",
          "training step"),
     )
-    losses = []
+    losses, scores = [], []
     colors = plt.get_cmap("tab10").colors
     n_seeds = max((sum(1 for o, _ in histories if o == opt) for opt in optimizers), default=1)
     for i, opt in enumerate(optimizers):
@@ -55,22 +66,29 @@ def plot_curves(histories: dict[tuple[str, int], list[dict]], path: str | os.Pat
                 ax.fill_between(x, low, high, color=style["color"], alpha=0.12, linewidth=0)
             if key == "train_loss":
                 losses.extend(v for v in np.concatenate([low, high]) if np.isfinite(v))
+            elif key == score:
+                scores.extend(v for v in np.concatenate([low, high]) if np.isfinite(v))
     for ax, key, _, ylabel, xlabel in panels:
         ax.set_ylabel(ylabel)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
-        if key == "val_accuracy" and target is not None:
+        if key == score and target is not None:
             ax.axhline(target, color="black", linewidth=0.8, linestyle=(0, (4, 4)))
     # Log scale only when the losses span more than a decade; otherwise a log axis shows a
     # single "10^0" tick and hides the differences.
     positive = [v for v in losses if v > 0]
     if positive and max(positive) / min(positive) > 10:
         axes[2].set_yscale("log")
+    positive = [v for v in scores if v > 0]  # perplexities span decades early in training
+    if not metric.percent and positive and max(positive) / min(positive) > 10:
+        axes[0].set_yscale("log")
+        axes[1].set_yscale("log")
     handles, labels = axes[0].get_legend_handles_labels()
     if target is not None:
         handles.append(plt.Line2D([], [], color="black", linewidth=0.8,
                                   linestyle=(0, (4, 4))))
-        labels.append(f"target {100 * target:.1f}%")
+        labels.append(f"target {100 * target:.1f}%" if metric.percent
+                      else f"target {metric.name} {target:.1f}")
     spread = "; bands: min-max over seeds" if n_seeds > 1 else ""
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize=9,
                frameon=False)

@@ -7,7 +7,7 @@ import io
 import json
 import math
 
-from larq_bamsprod.harness import stats
+from larq_bamsprod.harness import stats, tasks
 from larq_bamsprod.harness.config import CompareConfig
 
 
@@ -45,12 +45,20 @@ def _ratio(iv: dict | None) -> str:
 def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
     rows = summary["rows"]
     ref = summary["reference"]
+    metric = tasks.metric_named(summary.get("metric", "accuracy"))
+    name, pct = metric.name, metric.percent
     has_top5 = any("final_test_top5_mean" in r for r in rows)
-    head = ["optimizer", "seeds", "final val top-1 (%)", "final test top-1 (%)",
-            "test top-1 at best val (%)"]
+    if pct:
+        head = ["optimizer", "seeds", "final val top-1 (%)", "final test top-1 (%)",
+                "test top-1 at best val (%)"]
+        diff_head = f"test diff vs {ref} (pp) [95% CI]"
+    else:
+        head = ["optimizer", "seeds", f"final val {name}", f"final test {name}",
+                f"test {name} at best val"]
+        diff_head = f"test {name} diff vs {ref} [95% CI] (lower is better)"
     if has_top5:
         head.append("final test top-5 (%)")
-    head += [f"test diff vs {ref} (pp) [95% CI]", "verdict", "steps to target",
+    head += [diff_head, "verdict", "steps to target",
              f"speed-up vs {ref} (median)", f"speed-up vs {ref} (geo. mean) [95% CI]",
              "speed verdict", f"steps diff vs {ref} [95% CI]",
              "final train loss", "train s", "eval s", "ms / step"]
@@ -59,16 +67,17 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
         cells = [
             r["optimizer"],
             str(r["seeds"]),
-            _fmt(r.get("final_val_accuracy_mean"), r.get("final_val_accuracy_std")),
-            _fmt(r.get("final_test_accuracy_mean"), r.get("final_test_accuracy_std")),
-            _fmt(r.get("best_val_test_accuracy_mean"), r.get("best_val_test_accuracy_std")),
+            _fmt(r.get(f"final_val_{name}_mean"), r.get(f"final_val_{name}_std"), pct),
+            _fmt(r.get(f"final_test_{name}_mean"), r.get(f"final_test_{name}_std"), pct),
+            _fmt(r.get(f"best_val_test_{name}_mean"), r.get(f"best_val_test_{name}_std"), pct),
         ]
         if has_top5:
             cells.append(_fmt(r.get("final_test_top5_mean"), r.get("final_test_top5_std")))
         reach = r.get("steps_to_target")
         diff_steps = r.get("diff_steps_to_target")
         cells += [
-            "-" if r["optimizer"] == ref else _interval(r.get("diff_final_test_accuracy")),
+            "-" if r["optimizer"] == ref else _interval(r.get(f"diff_final_test_{name}"),
+                                                        scale=100 if pct else 1),
             r.get("verdict", "-"),
             "-" if reach is None else ", ".join("never" if e is None else str(e) for e in reach),
             _speed(r.get("speedup_median")),
@@ -84,7 +93,7 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     if summary.get("target") is not None:
-        text += "\n" + stats.rules_text(ref, summary["target"]) + "\n"
+        text += "\n" + stats.rules_text(ref, summary["target"], metric) + "\n"
     if cfg is not None:
         text = (
             f"Model `{cfg.model}`"
@@ -96,7 +105,9 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
             + (f", {cfg.steps_per_epoch} steps/epoch" if cfg.steps_per_epoch else "")
             + (f", test subset {cfg.test_subset}" if cfg.test_subset else "")
             + (f"; {summary['train_size']} training and {summary['validation_size']} "
-               "held-out validation examples" if summary.get("validation_size") else "")
+               + ("held-out validation examples" if pct else
+                  "validation windows (the corpus' own validation split)")
+               if summary.get("validation_size") else "")
             + ". Mean ± std over seeds; 'steps to target' lists one entry per seed; "
             "train s / eval s: seconds spent training / evaluating on validation, mean "
             "per run.\n\n"

@@ -28,6 +28,10 @@ The rules (also written into every report by :func:`rules_text`):
   "slower (never reaches)" / "faster (reference never reaches)" when one of them reached it
   on every seed and the other on none; otherwise (the target missed on some seeds only) no
   speed verdict, and the reached counts say why.
+
+For a score where lower is better (perplexity, :mod:`larq_bamsprod.harness.tasks`) the
+comparisons turn round: the target is reached at the first validation perplexity *at most*
+the target, and "better" means the whole interval of optimizer minus reference is *below* 0.
 """
 
 from __future__ import annotations
@@ -72,17 +76,21 @@ def mean_interval(values: list[float]) -> dict:
     return {"n": n, "mean": mean, "low": mean - half, "high": mean + half}
 
 
-def first_reaching(rows: list[dict], target: float, key: str = "val_accuracy") -> dict | None:
-    """The first row whose ``key`` is at least ``target``, or None (never)."""
+def first_reaching(rows: list[dict], target: float, key: str = "val_accuracy",
+                   higher_is_better: bool = True) -> dict | None:
+    """The first row whose ``key`` is at least ``target`` (at most, if lower is better), or
+    None (never)."""
     for row in rows:
-        if row[key] >= target:
+        if (row[key] >= target) if higher_is_better else (row[key] <= target):
             return row
     return None
 
 
-def time_to_target(rows: list[dict], target: float) -> tuple[int | None, float | None]:
-    """``(step, training seconds)`` of the first evaluation at or above ``target``."""
-    row = first_reaching(rows, target)
+def time_to_target(rows: list[dict], target: float, key: str = "val_accuracy",
+                   higher_is_better: bool = True) -> tuple[int | None, float | None]:
+    """``(step, training seconds)`` of the first evaluation at or above ``target`` (at or
+    below, if lower is better)."""
+    row = first_reaching(rows, target, key, higher_is_better)
     if row is None:
         return NEVER, NEVER
     return row["step"], row["train_seconds"]
@@ -135,23 +143,34 @@ def paired_differences(values: dict[int, float | None],
             if s in reference and values[s] is not None and reference[s] is not None]
 
 
-def verdict(interval: dict) -> str:
-    """"better" / "worse" / "no difference detected" from a paired difference's interval."""
+def verdict(interval: dict, higher_is_better: bool = True) -> str:
+    """"better" / "worse" / "no difference detected" from a paired difference's interval
+    (optimizer minus reference; "better" is above 0, or below 0 if lower is better)."""
     if interval["n"] < 2 or interval["low"] is None:
         return "no verdict (1 seed)" if interval["n"] == 1 else "-"
-    if interval["low"] > 0:
+    above, below = interval["low"] > 0, interval["high"] < 0
+    if above if higher_is_better else below:
         return "better"
-    if interval["high"] < 0:
+    if below if higher_is_better else above:
         return "worse"
     return "no difference detected"
 
 
-def rules_text(reference: str, target: float) -> str:
-    """The rules above, for the report."""
+def rules_text(reference: str, target: float, metric=None) -> str:
+    """The rules above, for the report; ``metric`` (:class:`larq_bamsprod.harness.tasks.Metric`)
+    defaults to accuracy."""
+    if metric is not None and not metric.higher_is_better:
+        score, at_target, better = metric.name, f"{metric.name} <= target", "below 0"
+        target_text, worse = f"{target:.2f}", "above 0"
+        held_out = "the corpus' own validation split"
+    else:
+        score, at_target, better = "accuracy", "accuracy >= target", "above 0"
+        target_text, worse = f"{100 * target:.2f}%", "below 0"
+        held_out = "held out from the training split"
     return (
-        f"How to read this. Reference: `{reference}`. Target: validation accuracy "
-        f"{100 * target:.2f}%. *Steps to target*: the first evaluation point with validation "
-        "accuracy >= target, per seed ('never' if not reached). *Speed-up* per seed: "
+        f"How to read this. Reference: `{reference}`. Target: validation {score} "
+        f"{target_text}. *Steps to target*: the first evaluation point with validation "
+        f"{at_target}, per seed ('never' if not reached). *Speed-up* per seed: "
         "reference steps / optimizer steps (0 if only the optimizer never reaches the "
         "target, inf if only the reference never does, undefined if neither); the table "
         "gives the median over seeds. *Differences* are paired per seed (optimizer minus "
@@ -159,10 +178,11 @@ def rules_text(reference: str, target: float) -> str:
         "Student t with n-1 degrees of freedom; steps differences use the seeds where both "
         "reached the target. *Speed-up [95% CI]*: geometric mean of the per-seed speed-ups "
         "over the seeds where both reached the target, interval from the t interval of the "
-        "mean log speed-up. *Verdict* on final test accuracy: better if the whole interval "
-        "is above 0, worse if below 0, otherwise no difference detected (one seed: no "
+        f"mean log speed-up. *Verdict* on final test {score}: better if the whole interval "
+        f"is {better}, worse if {worse}, otherwise no difference detected (one seed: no "
         "verdict). *Speed verdict*: faster / slower if the whole speed-up interval is above / "
         "below 1 and both reached the target on every seed (or: one never reaches it). "
-        "Validation (held out from the training split) chooses the best checkpoint and the "
-        "target; test accuracy only reports."
+        f"Validation ({held_out}) chooses the best checkpoint and the target; test {score} "
+        "only reports."
+        + (f" Lower {score} is better." if score != "accuracy" else "")
     )

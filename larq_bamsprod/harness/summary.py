@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from larq_bamsprod.harness import stats
+from larq_bamsprod.harness import stats, tasks
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -20,26 +20,32 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), std
 
 
-def default_target(results: dict[tuple[str, int], dict], reference: str) -> float | None:
-    """The lowest of the reference's final validation accuracies over its seeds.
+def default_target(results: dict[tuple[str, int], dict], reference: str,
+                   metric: tasks.Metric = tasks.ACCURACY) -> float | None:
+    """The worst of the reference's final validation scores over its seeds: the lowest
+    accuracy (the highest perplexity, when lower is better).
 
     Every reference seed reaches it, so the reference's time to target and every speed-up
     against it are defined on every seed (with the mean, about half the reference's own seeds
     would never reach it and the speed-up would be undefined there).
     """
-    finals = [r["final"]["val_accuracy"] for (opt, _), r in results.items() if opt == reference]
-    return min(finals) if finals else None
+    finals = [r["final"][metric.val_key] for (opt, _), r in results.items() if opt == reference]
+    if not finals:
+        return None
+    return min(finals) if metric.higher_is_better else max(finals)
 
 
 def summarize(results: dict[tuple[str, int], dict], reference: str = "bop",
-              target: float | None = None) -> dict:
+              target: float | None = None, metric: tasks.Metric = tasks.ACCURACY) -> dict:
     """Aggregate per-(optimizer, seed) results (``training.run_one``'s) per optimizer.
 
     ``target`` defaults to :func:`default_target`. Every difference is paired by seed
-    against ``reference``.
+    against ``reference``. With ``metric=tasks.PERPLEXITY`` every ``accuracy`` key reads
+    ``perplexity``, the target is reached at or below it, and "better" is below 0.
     """
+    name, higher = metric.name, metric.higher_is_better
     if target is None:
-        target = default_target(results, reference)
+        target = default_target(results, reference, metric)
     optimizers = list(dict.fromkeys(opt for opt, _ in results))
     seeds = sorted({seed for _, seed in results})
 
@@ -49,20 +55,21 @@ def summarize(results: dict[tuple[str, int], dict], reference: str = "bop",
     def to_target(opt):
         if target is None:
             return {}
-        return per_seed(opt, lambda r: stats.time_to_target(r["history"], target))
+        return per_seed(opt, lambda r: stats.time_to_target(r["history"], target,
+                                                            metric.val_key, higher))
 
-    ref_test = per_seed(reference, lambda r: r["final"]["test_accuracy"])
-    ref_val = per_seed(reference, lambda r: r["final"]["val_accuracy"])
+    ref_test = per_seed(reference, lambda r: r["final"][metric.test_key])
+    ref_val = per_seed(reference, lambda r: r["final"][metric.val_key])
     ref_reach = to_target(reference)
     rows = []
     for opt in optimizers:
-        test = per_seed(opt, lambda r: r["final"]["test_accuracy"])
-        val = per_seed(opt, lambda r: r["final"]["val_accuracy"])
+        test = per_seed(opt, lambda r: r["final"][metric.test_key])
+        val = per_seed(opt, lambda r: r["final"][metric.val_key])
         row = {"optimizer": opt, "seeds": len(test)}
         for key, values in (
-            ("final_val_accuracy", val),
-            ("final_test_accuracy", test),
-            ("best_val_test_accuracy", per_seed(opt, lambda r: r["best"]["test_accuracy"])),
+            (f"final_val_{name}", val),
+            (f"final_test_{name}", test),
+            (f"best_val_test_{name}", per_seed(opt, lambda r: r["best"][metric.test_key])),
             ("final_train_loss", per_seed(opt, lambda r: r["history"][-1]["train_loss"])),
             ("final_test_top5", per_seed(opt, lambda r: r["final"].get("test_top5"))),
             ("train_seconds", per_seed(opt, lambda r: r["train_seconds"])),
@@ -91,11 +98,14 @@ def summarize(results: dict[tuple[str, int], dict], reference: str = "bop",
                 row["speed_verdict"] = stats.speed_verdict(
                     row["speedup_interval"], sum(v is not None for v in steps.values()),
                     sum(ref_steps.get(s) is not None for s in steps), len(steps))
-        row["diff_final_test_accuracy"] = stats.mean_interval(
+        row[f"diff_final_test_{name}"] = stats.mean_interval(
             stats.paired_differences(test, ref_test))
-        row["diff_final_val_accuracy"] = stats.mean_interval(
+        row[f"diff_final_val_{name}"] = stats.mean_interval(
             stats.paired_differences(val, ref_val))
         row["verdict"] = ("reference" if opt == reference
-                          else stats.verdict(row["diff_final_test_accuracy"]))
+                          else stats.verdict(row[f"diff_final_test_{name}"], higher))
         rows.append(row)
-    return {"reference": reference, "target": target, "seeds": seeds, "rows": rows}
+    out = {"reference": reference, "target": target, "seeds": seeds, "rows": rows}
+    if metric is not tasks.ACCURACY:  # classification summaries keep their original keys
+        out["metric"] = name
+    return out

@@ -8,6 +8,7 @@ and sees the same batches in the same order (epoch ``e`` of seed ``s`` is shuffl
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import statistics
 import time
@@ -17,7 +18,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from larq_bamsprod.harness import registry
+from larq_bamsprod.harness import registry, tasks
 from larq_bamsprod.harness.config import CompareConfig, ResumeError, describe_hparams
 from larq_bamsprod.harness.distribute import is_chief, shard_by_data
 from larq_bamsprod.harness.files import read_json, write_json_atomic
@@ -55,13 +56,14 @@ def evaluation_steps(total_steps: int, eval_every: int | None) -> list[int]:
 @dataclasses.dataclass
 class Data:
     num_classes: int
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]  # (H, W, C) images, or (seq_len,) token windows
     train: Callable[[int], tf.data.Dataset]  # epoch seed -> dataset
     validation: tf.data.Dataset
     test: tf.data.Dataset
     steps_per_epoch: int
     train_size: int
     validation_size: int
+    metric: tasks.Metric = tasks.ACCURACY  # what evaluation scores, and which way is better
 
 
 def load_data(cfg: CompareConfig, global_batch: int) -> Data:
@@ -76,6 +78,8 @@ def load_data(cfg: CompareConfig, global_batch: int) -> Data:
     from larq_bamsprod.harness import data
 
     info = data.get_info(cfg.dataset)
+    if info.task == tasks.LANGUAGE_MODELLING:
+        return _load_text_data(cfg, global_batch)
     shape = tuple(info.image_shape)
     if cfg.image_size is not None:
         shape = (cfg.image_size, cfg.image_size, shape[2])
@@ -128,6 +132,59 @@ def load_data(cfg: CompareConfig, global_batch: int) -> Data:
                 steps, n_train, validation_size)
 
 
+def _load_text_data(cfg: CompareConfig, global_batch: int) -> Data:
+    """Windows of ``seq_len`` tokens (the model's argument) of a text corpus (``ptb``).
+
+    Validation is the corpus' own validation split (``--validation-size N``: its first N
+    windows), test its test split (``--test-subset N``: the first N); ``--train-subset N``
+    trains on the first N training windows. Nothing is carved out of the training text.
+    """
+    from larq_bamsprod.harness import data, models
+
+    info = data.get_info(cfg.dataset)
+    seq_len = models.model_arg(cfg.model, cfg.model_args, "seq_len")
+    data.prepare(cfg.dataset)
+    n_train = min(len(data.ptb_windows(info.train_split, seq_len)[0]),
+                  cfg.train_subset or float("inf"))
+    n_validation = min(len(data.ptb_windows(info.validation_split, seq_len)[0]),
+                       cfg.validation_size or float("inf"))
+    steps = cfg.steps_per_epoch or max(n_train // global_batch, 1)
+
+    def windows(split: str, subset: int | None, **kwargs) -> tf.data.Dataset:
+        return data.load_windows(cfg.dataset, split, seq_len=seq_len,
+                                 batch_size=global_batch, subset=subset, **kwargs)
+
+    def train(seed: int) -> tf.data.Dataset:
+        ds = windows(info.train_split, cfg.train_subset, shuffle=True, seed=seed,
+                     drop_remainder=True)
+        return shard_by_data(ds.repeat().take(steps))
+
+    validation = windows(info.validation_split, cfg.validation_size, shuffle=False).cache()
+    test = windows(info.test_split, cfg.test_subset, shuffle=False)
+    return Data(info.num_classes, (seq_len,), train, shard_by_data(validation),
+                shard_by_data(test), steps, int(n_train), int(n_validation),
+                metric=tasks.PERPLEXITY)
+
+
+class Perplexity(tf.keras.metrics.Metric):
+    """``exp`` of the mean cross-entropy per predicted token, over everything seen since
+    the last reset (not a mean of per-batch perplexities)."""
+
+    def __init__(self, name: str = "perplexity", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_weight(name="total", initializer="zeros")
+        self.count = self.add_weight(name="count", initializer="zeros")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        cross_entropy = tf.keras.losses.sparse_categorical_crossentropy(
+            y_true, tf.cast(y_pred, tf.float32))
+        self.total.assign_add(tf.reduce_sum(cross_entropy))
+        self.count.assign_add(tf.cast(tf.size(cross_entropy), tf.float32))
+
+    def result(self):
+        return tf.exp(tf.math.divide_no_nan(self.total, self.count))
+
+
 def _build(cfg, data_: Data, strategy, optimizer_name: str | None, seed: int, total_steps):
     from larq_bamsprod.harness import models
 
@@ -142,9 +199,12 @@ def _build(cfg, data_: Data, strategy, optimizer_name: str | None, seed: int, to
             cfg.hparams.get(optimizer_name),
             schedule_shape(cfg.schedule, total_steps),
         )
-        metrics = [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        if data_.num_classes > 10:
-            metrics.append(tf.keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
+        if data_.metric is tasks.PERPLEXITY:
+            metrics = [Perplexity(name="perplexity")]
+        else:
+            metrics = [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+            if data_.num_classes > 10:
+                metrics.append(tf.keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
         model.compile(
             optimizer=optimizer,
             # Every registered model ends in a float32 softmax (models.build_model).
@@ -249,10 +309,11 @@ class _Run:
     eval_seconds: float = 0.0
     startup_seconds: float = 0.0
     step_times: list[float] = dataclasses.field(default_factory=list)
-    best_accuracy: float = -1.0
+    best_value: float = -1.0  # the best validation score so far (see run_one)
     best_path: Path = Path(BEST_WEIGHTS)
 
     def evaluate(self, model, train_logs: dict) -> None:
+        metric = self.data.metric
         start = time.perf_counter()
         val = model.evaluate(self.data.validation, verbose=0, return_dict=True)
         self.eval_seconds += time.perf_counter() - start
@@ -261,9 +322,9 @@ class _Run:
             "step": self.step,
             "epoch": self.step / self.data.steps_per_epoch,
             "train_loss": float(train_logs.get("loss", float("nan"))),
-            "train_accuracy": float(train_logs.get("accuracy", float("nan"))),
+            metric.train_key: float(train_logs.get(metric.name, float("nan"))),
             "val_loss": float(val["loss"]),
-            "val_accuracy": float(val["accuracy"]),
+            metric.val_key: float(val[metric.name]),
             "learning_rate": learning_rate(self.optimizer),
             "train_seconds": self.train_seconds,
             "eval_seconds": self.eval_seconds,
@@ -275,18 +336,23 @@ class _Run:
         self.rows.append(row)
         if self.chief:
             with self.writer.as_default(step=self.step):
-                for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                for key in ("train_loss", metric.train_key, "val_loss", metric.val_key,
                             "val_top5", "learning_rate"):
                     if row.get(key) is not None:
                         tf.summary.scalar(key, row[key])
                 tf.summary.scalar("train_seconds", row["train_seconds"])
             self.writer.flush()
-        if row["val_accuracy"] > self.best_accuracy:
-            self.best_accuracy = row["val_accuracy"]
+        if metric.improves(row[metric.val_key], self.best_value):
+            self.best_value = row[metric.val_key]
             _save_weights_atomic(model, self.best_path)
         self.progress.evaluated(
             self.step, self.points.index(self.step) + 1,
-            f"val acc {row['val_accuracy']:.4f}, train loss {row['train_loss']:.4f}")
+            f"val {_short(metric)} {row[metric.val_key]:.4f}, "
+            f"train loss {row['train_loss']:.4f}")
+
+
+def _short(metric: tasks.Metric) -> str:
+    return "acc" if metric is tasks.ACCURACY else "ppl"
 
 
 def _save_weights_atomic(model, path: Path) -> None:
@@ -304,7 +370,8 @@ def _load_weights(model, path: Path) -> None:
 
 def _evaluate_test(model, data_: Data) -> dict:
     test = model.evaluate(data_.test, verbose=0, return_dict=True)
-    result = {"test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"])}
+    metric = data_.metric
+    result = {"test_loss": float(test["loss"]), metric.test_key: float(test[metric.name])}
     if "top5" in test:
         result["test_top5"] = float(test["top5"])
     return result
@@ -340,7 +407,8 @@ def run_one(
     learning rate, cumulative training and evaluation seconds), ``final`` and ``best``
     (test metrics of the final weights and of the weights with the best validation
     accuracy; test never chooses anything) and ``hyperparameters``. ``evaluate_test=False``
-    (tuning trials) leaves the test set unread.
+    (tuning trials) leaves the test set unread. For a language model (``data_.metric`` is
+    perplexity) every ``accuracy`` above is ``perplexity`` and the best is the lowest.
     """
     run_dir = out / "runs" / f"{optimizer_name}-seed{seed}"
     label = f"{optimizer_name} seed {seed}"
@@ -389,7 +457,9 @@ def run_one(
     run = _Run(optimizer_name, seed, data_, optimizer, points, list(state["rows"]), run_dir,
                writer, chief, progress, step=epochs_done * data_.steps_per_epoch,
                train_seconds=state["train_seconds"], eval_seconds=state["eval_seconds"])
-    run.best_accuracy = max((r["val_accuracy"] for r in run.rows), default=-1.0)
+    metric = data_.metric
+    run.best_value = (metric.best_row(run.rows)[metric.val_key] if run.rows
+                      else -1.0 if metric.higher_is_better else math.inf)
     # Other workers keep their copy apart (as their checkpoints), not in the run folder.
     run.best_path = (run_dir if chief else ckpt_dir) / BEST_WEIGHTS
     progress.start_run(label, run.step, len(points))
@@ -414,13 +484,13 @@ def run_one(
             })
     start = time.perf_counter()
     final = _evaluate_test(model, data_) if evaluate_test else {}
-    best_row = max(run.rows, key=lambda r: r["val_accuracy"])  # first of equal ones
-    best = {"step": best_row["step"], "val_accuracy": best_row["val_accuracy"]}
+    best_row = metric.best_row(run.rows)  # first of equal ones
+    best = {"step": best_row["step"], metric.val_key: best_row[metric.val_key]}
     if evaluate_test:
         _load_weights(model, run.best_path)
         best.update(_evaluate_test(model, data_))
     test_seconds = time.perf_counter() - start
-    final = {"step": run.rows[-1]["step"], "val_accuracy": run.rows[-1]["val_accuracy"],
+    final = {"step": run.rows[-1]["step"], metric.val_key: run.rows[-1][metric.val_key],
              "val_loss": run.rows[-1]["val_loss"], **final}
     hparams = describe_hparams(cfg, optimizer_name)
     result = {
@@ -437,17 +507,18 @@ def run_one(
         "validation_size": data_.validation_size,
     }
     if chief:
-        _log_hparams(writer, optimizer_name, seed, hparams, final, best, total_steps)
+        _log_hparams(writer, optimizer_name, seed, hparams, final, best, total_steps, metric)
         write_json_atomic(run_dir / "done.json", result)
-    test_text = f", test acc {final['test_accuracy']:.4f}" if evaluate_test else ""
+    short = _short(metric)
+    test_text = f", test {short} {final[metric.test_key]:.4f}" if evaluate_test else ""
     progress.end_run(
-        f"final val acc {final['val_accuracy']:.4f}{test_text}; "
+        f"final val {short} {final[metric.val_key]:.4f}{test_text}; "
         f"train {run.train_seconds:.1f} s, eval {run.eval_seconds:.1f} s")
     return result
 
 
 def _log_hparams(writer, name: str, seed: int, hparams: dict, final: dict, best: dict,
-                 step: int) -> None:
+                 step: int, metric: tasks.Metric = tasks.ACCURACY) -> None:
     """One entry of TensorBoard's HParams dashboard: the run's settings and results."""
     from tensorboard.plugins.hparams import api as hp
 
@@ -457,7 +528,7 @@ def _log_hparams(writer, name: str, seed: int, hparams: dict, final: dict, best:
     with writer.as_default(step=step):
         hp.hparams(values, trial_id=f"{name}-seed{seed}")
         for prefix, metrics in (("final", final), ("best", best)):
-            for key in ("val_accuracy", "test_accuracy", "test_loss"):
+            for key in (metric.val_key, metric.test_key, "test_loss"):
                 if key in metrics:
                     tf.summary.scalar(f"{prefix}_{key}", metrics[key])
     writer.flush()
