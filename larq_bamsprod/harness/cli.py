@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="argument of the model's builder, e.g. width_multiplier=0.5 for "
                         "BinaryMobileNetV2 or BinaryResNet34 (repeatable)")
     c.add_argument("--dataset", default="fashion_mnist",
-                   help="TFDS dataset name (see `larq-bamsprod list`). Default: fashion_mnist")
+                   help="TFDS dataset name, or ptb (Penn Treebank, for --model BinaryLSTM; "
+                   "see `larq-bamsprod list`). Default: fashion_mnist")
     c.add_argument("--optimizers", default=",".join(registry.COMPARED_BY_DEFAULT),
                    help="comma list from: " + ",".join(registry.OPTIMIZER_NAMES)
                    + " (case-insensitive). Default: " + ",".join(registry.COMPARED_BY_DEFAULT))
@@ -185,7 +186,8 @@ def _add_tune_parser(sub, compare_parser: argparse.ArgumentParser) -> None:
         "the best configurations over --seeds",
         description="Give every optimizer exactly --trials trials over one search space "
         "(larq_bamsprod/harness/tune.py, SEARCH_SPACES), each trained for the comparison's "
-        "step budget and scored on held-out validation accuracy; then run the best "
+        "step budget and scored on held-out validation accuracy (perplexity, minimized, for "
+        "--dataset ptb); then run the best "
         "configuration of each over --seeds as `compare` does. Several processes may share "
         "one --storage; re-running resumes. Writes tune.md/tune.json and the comparison "
         "to --output.",
@@ -207,14 +209,17 @@ def _add_tune_parser(sub, compare_parser: argparse.ArgumentParser) -> None:
                    help="only run trials (e.g. extra workers); skip the final comparison")
 
 
-def _probability(text: str) -> float:
+def _score(text: str) -> float:
+    """A target score: an accuracy in (0, 1], or a perplexity >= 1 (checked against the
+    dataset by ``CompareConfig``)."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not 0 < value <= 1:
+    if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(
-            f"expected an accuracy in (0, 1], e.g. 0.85, received {text!r}")
+            f"expected an accuracy in (0, 1], e.g. 0.85 (or a perplexity >= 1 for --dataset "
+            f"ptb), received {text!r}")
     return value
 
 
@@ -230,10 +235,11 @@ def _add_fair_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", default=None,
                    help="optimizer the others are measured against. Default: bop if "
                    "compared, else the first of --optimizers")
-    p.add_argument("--target", type=_probability, default=None,
-                   help="validation accuracy for time-to-target. Default: the reference's "
-                   "lowest final validation accuracy over its seeds (so that it reaches the "
-                   "target on every seed)")
+    p.add_argument("--target", type=_score, default=None,
+                   help="validation accuracy for time-to-target (validation perplexity for "
+                   "--dataset ptb: reached at or below it). Default: the reference's worst "
+                   "final validation score over its seeds, the lowest accuracy or the highest "
+                   "perplexity (so that it reaches the target on every seed)")
 
 
 def _model_args(items: list[str]) -> dict:
@@ -290,8 +296,9 @@ def _compare_config(args):
     )
     _check_output(cfg.output)
     _check_model_args(cfg)
-    if cfg.validation_size is not None:  # cheap: published or recorded split sizes
-        from larq_bamsprod.harness import data
+    # A text corpus' --validation-size takes the first N windows of its validation split.
+    if cfg.validation_size is not None and not _is_text(cfg.dataset):
+        from larq_bamsprod.harness import data  # cheap: published or recorded split sizes
 
         info = data.get_info(cfg.dataset)
         n = data.cardinality(cfg.dataset, info.train_split, data_dir=cfg.data_dir)
@@ -310,11 +317,24 @@ def _check_output(output: str) -> None:
     check_writable_folder(output, "--output")
 
 
+def _is_text(dataset: str) -> bool:
+    from larq_bamsprod.harness import tasks
+
+    return tasks.dataset_task(dataset) == tasks.LANGUAGE_MODELLING
+
+
 def _check_data(cfg) -> int:
     """Prepare the dataset now (DatasetUnavailableError says how to get it); steps/epoch."""
-    from larq_bamsprod.harness import data
+    from larq_bamsprod.harness import data, models
 
     info = data.get_info(cfg.dataset)
+    if info.task != "classification":
+        data.prepare(cfg.dataset)
+        seq_len = models.model_arg(cfg.model, cfg.model_args, "seq_len")
+        n_train = len(data.ptb_windows(info.train_split, seq_len)[0])
+        if cfg.train_subset is not None:
+            n_train = min(n_train, cfg.train_subset)
+        return cfg.steps_per_epoch or max(n_train // cfg.batch_size, 1)
     data.prepare(cfg.dataset, data_dir=cfg.data_dir)
     n_split = data.cardinality(cfg.dataset, info.train_split, data_dir=cfg.data_dir)
     validation_size = cfg.validation_size or data.default_validation_size(n_split)
@@ -347,10 +367,13 @@ def _check_model_args(cfg) -> None:
     # Values are checked by the builder itself: build once on a small input, now.
     import tensorflow as tf
 
-    from larq_bamsprod.harness import models
+    from larq_bamsprod.harness import models, tasks
 
+    shape = (32, 32, 3)
+    if tasks.model_task(cfg.model) == tasks.LANGUAGE_MODELLING:
+        shape = (models.model_arg(cfg.model, cfg.model_args, "seq_len"),)
     try:
-        models.build_model(cfg.model, (32, 32, 3), 10, **cfg.model_args)
+        models.build_model(cfg.model, shape, 10, **cfg.model_args)
     except (TypeError, ValueError) as err:
         raise ValueError(f"--model-arg: {err}") from err
     finally:
@@ -402,6 +425,10 @@ def _recipe(args):
     from larq_bamsprod.harness.files import check_writable_folder
 
     name = zoo.canonical_recipe(args.recipe)
+    if _is_text(args.dataset):
+        raise ValueError(f"--dataset {args.dataset} is a text corpus; larq-zoo's recipes "
+                         "train image models: give an image dataset (e.g. fashion_mnist), or "
+                         f"use `compare --model BinaryLSTM --dataset {args.dataset}`")
     optimizer = args.optimizer.strip().lower()
     if optimizer not in zoo.OPTIMIZER_CHOICES:
         raise ValueError(f"unknown --optimizer {args.optimizer!r}; valid: "

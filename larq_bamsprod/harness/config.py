@@ -83,8 +83,8 @@ class CompareConfig:
     eval_every: int | None = None
     # Optimizer the others are measured against; None: bop if compared, else the first.
     reference: str | None = None
-    # Validation accuracy of time-to-target; None: the lowest of the reference's final
-    # validation accuracies over its seeds.
+    # Validation score of time-to-target (accuracy, or perplexity for a language model);
+    # None: the worst of the reference's final ones over its seeds (summary.default_target).
     target: float | None = None
 
     def __post_init__(self):
@@ -124,14 +124,24 @@ class CompareConfig:
                     f"reference {self.reference!r} is not among the compared optimizers "
                     f"({', '.join(self.optimizers)}); add it to --optimizers or pick one of them"
                 )
+        from larq_bamsprod.harness import tasks
+
+        higher = tasks.metric_of(self.dataset).higher_is_better
         if self.target is not None and not (
             isinstance(self.target, (int, float)) and 0 < self.target <= 1
-        ):
+        ) and higher:
             raise ValueError(f"target must be a validation accuracy in (0, 1], received "
                              f"target={self.target!r}")
+        if self.target is not None and not higher and not (
+            isinstance(self.target, (int, float)) and 1 <= self.target < float("inf")
+        ):
+            raise ValueError(f"target must be a validation perplexity >= 1 for dataset "
+                             f"{self.dataset}, received target={self.target!r}")
         from larq_bamsprod.harness import models
 
         models.check_model_args(self.model, self.model_args)
+        tasks.check_model_fits_dataset(models.registered_name(self.model), self.dataset,
+                                       self.image_size, self.augment)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
