@@ -8,6 +8,11 @@ initial weights of the first of ``--seeds`` and scores the final *validation* ac
 best configuration of each optimizer is run over all ``--seeds`` by the comparison
 (:mod:`larq_bamsprod.harness.compare`), whose table reports test accuracy.
 
+On a text corpus (``--dataset ptb``) the score is the final validation *perplexity* (the
+corpus' own validation split) and every study has ``direction="minimize"``: the raw
+perplexity is minimized, the chosen trial is the one with the lowest, and a trial whose
+score is NaN (diverged) counts as ``inf`` rather than as 0.
+
 Built on Optuna: one study per optimizer (named after it) in one storage. The sampler is
 TPE, seeded per trial from ``(--sampler-seed, trial number)`` so that a resumed tune draws
 what an uninterrupted one would have (and trial k of every optimizer starts from the same
@@ -52,7 +57,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from larq_bamsprod.harness import registry
+from larq_bamsprod.harness import registry, tasks
 from larq_bamsprod.harness.config import CompareConfig
 
 HEARTBEAT_SECONDS = 10.0
@@ -105,6 +110,11 @@ class TuneConfig:
         self.storage = self.storage or "journal:" + str(Path(self.compare.output)
                                                         / "optuna.journal")
         check_storage_url(self.storage)
+
+    @property
+    def metric(self) -> tasks.Metric:
+        """The score trials are ranked by (accuracy, or perplexity for a text corpus)."""
+        return tasks.metric_of(self.compare.dataset)
 
     def space_of(self, optimizer: str) -> dict[str, tuple]:
         space = dict(SEARCH_SPACES[registry.base_name(optimizer)])
@@ -239,7 +249,7 @@ def claim_study(storage, optimizer: str, cfg: TuneConfig, log: Callable[[str], N
     for attempt in range(20):
         try:
             study = optuna.create_study(study_name=optimizer, storage=storage,
-                                        direction="maximize")
+                                        direction=cfg.metric.direction)
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=optimizer, storage=storage)
             break
@@ -399,8 +409,8 @@ def run_trials(storage, study, space: dict[str, tuple], objective: Callable[[dic
             except Exception:
                 seeded.tell(trial, state=optuna.trial.TrialState.FAIL)
                 raise
-        if math.isnan(value):
-            value = 0.0
+        if math.isnan(value):  # diverged: the worst score
+            value = 0.0 if cfg.metric.higher_is_better else math.inf
         seeded.tell(trial, value)
         ran += 1
         log(f"tune {study.study_name}: trial {number} {params} -> {value:.4f}")
@@ -437,21 +447,39 @@ def tune_all(cfg: TuneConfig, objective_for: Callable[[str], Callable[[dict, int
 
 
 def best_params(study) -> tuple[dict, float, int]:
-    """Parameters, value and number of the best COMPLETE trial (the first of equal ones)."""
-    best = max(complete_trials(study), key=lambda t: (t.value, -t.number))
+    """Parameters, value and number of the best COMPLETE trial (the first of equal ones):
+    the highest value, or the lowest if the study minimizes."""
+    from optuna.study import StudyDirection
+
+    if study.direction == StudyDirection.MINIMIZE:
+        best = min(complete_trials(study), key=lambda t: (t.value, t.number))
+    else:
+        best = max(complete_trials(study), key=lambda t: (t.value, -t.number))
     return dict(best.params), float(best.value), best.number
 
 
 def tune_report(cfg: TuneConfig, studies: dict) -> tuple[str, dict]:
     """Markdown and JSON: the search space, every trial, the chosen configuration."""
+    metric = cfg.metric
+    if metric.percent:
+        scored = ("final validation accuracy (held out from the training split; test is "
+                  "not read)")
+        column = "validation accuracy"
+    else:
+        scored, column = (f"final validation {metric.name} (the corpus' own validation "
+                          "split; test is not read; lower is better, studies minimize it)",
+                          f"validation {metric.name}")
+
+    def score(value: float) -> str:
+        return f"{100 * value:.2f}%" if metric.percent else f"{value:.2f}"
+
     lines = [
         f"# Tuning: {cfg.trials} trials per optimizer",
         "",
         f"Storage `{cfg.storage}`; study name = optimizer name. Each trial trains "
         f"`{cfg.compare.model}` on `{cfg.compare.dataset}` for the comparison's step budget "
-        f"from seed {cfg.compare.seeds[0]}'s initial weights and is scored by its final "
-        "validation accuracy (held out from the training split; test is not read). TPE "
-        f"sampler seeded per trial from ({cfg.sampler_seed}, trial number); no pruning.",
+        f"from seed {cfg.compare.seeds[0]}'s initial weights and is scored by its {scored}. "
+        f"TPE sampler seeded per trial from ({cfg.sampler_seed}, trial number); no pruning.",
         "",
         "## Search space",
         "",
@@ -465,11 +493,11 @@ def tune_report(cfg: TuneConfig, studies: dict) -> tuple[str, dict]:
             dist = (f"log-uniform [{spec[1]:g}, {spec[2]:g}]" if spec[0] == "log"
                     else "one of " + ", ".join(repr(v) for v in spec[1]))
             lines.append(f"| {opt} | {name} | {dist} |")
-    lines += ["", "## Chosen configuration", "", "| optimizer | trial | validation accuracy "
+    lines += ["", "## Chosen configuration", "", f"| optimizer | trial | {column} "
               "| parameters |", "|---|---|---|---|"]
     for opt, study in studies.items():
         params, value, number = best_params(study)
-        lines.append(f"| {opt} | {number} | {100 * value:.2f}% | {_params_text(params)} |")
+        lines.append(f"| {opt} | {number} | {score(value)} | {_params_text(params)} |")
         data["optimizers"][opt] = {
             "best": {"number": number, "value": value, "params": params},
             "space": {k: list(v) for k, v in cfg.space_of(opt).items()},
@@ -480,11 +508,11 @@ def tune_report(cfg: TuneConfig, studies: dict) -> tuple[str, dict]:
                  "seconds": (t.duration.total_seconds() if t.duration else None)}
                 for t in study.get_trials(deepcopy=False)],
         }
-    lines += ["", "## Every trial", "", "| optimizer | trial | slot | state | validation "
-              "accuracy | seconds | parameters |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "## Every trial", "", f"| optimizer | trial | slot | state | {column} "
+              "| seconds | parameters |", "|---|---|---|---|---|---|---|"]
     for opt, info in data["optimizers"].items():
         for t in info["trials"]:
-            value = "-" if t["value"] is None else f"{100 * t['value']:.2f}%"
+            value = "-" if t["value"] is None else score(t["value"])
             seconds = "-" if t["seconds"] is None else f"{t['seconds']:.1f}"
             state = t["state"] + (f" (retry of {t['retry_of']})" if t["retry_of"] is not None
                                   else "")
@@ -499,7 +527,8 @@ def _params_text(params: dict) -> str:
 
 
 def training_objective(cfg: TuneConfig, optimizer: str, data_, strategy, log):
-    """Score of one trial: final validation accuracy after the comparison's step budget."""
+    """Score of one trial: final validation accuracy (perplexity, for a text corpus) after
+    the comparison's step budget."""
     from larq_bamsprod.harness.progress import Progress
     from larq_bamsprod.harness.training import run_one
 
@@ -523,7 +552,7 @@ def training_objective(cfg: TuneConfig, optimizer: str, data_, strategy, log):
                              evaluate_test=False)
         finally:
             tf.keras.backend.clear_session()
-        return result["final"]["val_accuracy"]
+        return result["final"][cfg.metric.val_key]
 
     return objective
 
