@@ -300,14 +300,17 @@ def test_augment_with_the_same_seed_is_repeatable(synthetic):
 
 def test_unknown_name_lists_the_valid_names():
     with pytest.raises(ValueError, match=r"name='cifar11'.*cifar10, cifar100, fashion_mnist, "
-                                         r"imagenet2012, mnist, svhn_cropped"):
+                                         r"imagenet2012, mnist, ptb, svhn_cropped"):
         data.get_info("cifar11")
 
 
 def test_every_dataset_info_is_complete():
     for name, info in data.DATASETS.items():
-        assert info.name == name and info.num_classes > 1 and len(info.image_shape) == 3
-        assert {info.train_split, info.test_split} <= dict(info.split_sizes).keys()
+        images = info.task == "classification"
+        assert info.name == name and info.num_classes > 1
+        assert len(info.image_shape) == (3 if images else 0)
+        splits = {info.train_split, info.test_split, info.validation_split} - {None}
+        assert splits <= dict(info.split_sizes).keys()
 
 
 def test_unavailable_dataset_error_says_how_to_get_it(tmp_path):
