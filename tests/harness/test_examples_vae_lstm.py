@@ -186,12 +186,14 @@ def test_vae_quick_loss_is_finite_and_decreases_over_steps(quick_runs):
 
 
 @pytest.mark.slow
-def test_lstm_quick_writes_json_and_png_with_finite_perplexities(quick_runs):
+def test_lstm_quick_runs_the_harness_graph_with_finite_perplexities(quick_runs):
+    # The script is a setting of `larq-bamsprod compare --model BinaryLSTM --dataset ptb`.
     out = _finished(quick_runs, "binary_lstm_ptb")
-    assert (out / "test_perplexity.png").stat().st_size > 0
-    results = json.loads((out / "results.json").read_text())
-    assert results["parameters"]["binary"] > 0
-    assert set(results["runs"]) == {"bamsprod", "bop"}
-    for run in results["runs"].values():
-        assert len(run["history"]) == 2
-        assert all(math.isfinite(r["test_ppl"]) and r["test_ppl"] > 1 for r in run["history"])
+    assert (out / "curves.png").stat().st_size > 0
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["metric"] == "perplexity"
+    assert [r["optimizer"] for r in summary["rows"]] == ["bamsprod", "bop"]
+    for row in summary["rows"]:
+        assert math.isfinite(row["final_test_perplexity_mean"])
+        assert row["final_test_perplexity_mean"] > 1
+    assert "final test perplexity" in (out / "results.md").read_text()
