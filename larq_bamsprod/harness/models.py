@@ -344,8 +344,8 @@ MODELS: dict[str, Callable[..., tf.keras.Model]] = {
     "BinaryCNN": binary_cnn,
     "BinaryResNet34": binary_resnet34,
     "BinaryMobileNetV2": binary_mobilenet_v2,
-    "BinaryLSTM": binary_lstm,
     **{name: functools.partial(_zoo_model, name) for name in _ZOO_NAMES},
+    "BinaryLSTM": binary_lstm,  # the language model (tasks.MODEL_TASKS), after the images
 }
 
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 from larq_bamsprod.harness.models import MODELS, ZOO_MIN_INPUT, build_model
 
 ZOO = [name for name in MODELS if name not in ("BinaryCNN", "BinaryResNet34",
-                                                "BinaryMobileNetV2")]
+                                                "BinaryMobileNetV2", "BinaryLSTM")]
 
 
 @pytest.mark.slow
