@@ -172,6 +172,7 @@ def _minutes(seconds: float) -> str:
 def graph_text(entry: dict, graph: dict | None) -> tuple[str, dict[str, float] | None]:
     """Markdown of one graph and its times to target (None if it has no final runs yet)."""
     from larq_bamsprod.harness import summary
+    from larq_bamsprod.harness.tune import at_edge
 
     lines = [f"### {entry['title']}", ""]
     if graph is None:
@@ -211,6 +212,14 @@ def graph_text(entry: dict, graph: dict | None) -> tuple[str, dict[str, float] |
         best = info["best"]
         lines.append(f"| {opt} | {complete} | {best['number']} | {100 * best['value']:.2f} | "
                      f"{_params(best['params'])} |")
+    edges = []
+    for opt, info in tune["optimizers"].items():
+        space = {k: tuple(v) for k, v in info.get("space", {}).items()}
+        edges += [f"{opt}: " + e.split(";")[0] for e in at_edge(space, info["best"]["params"])]
+    if edges:
+        lines += ["", "At the edge of the search space (within 10% of an end, log scale; the "
+                  "best value may lie outside the range, so this optimizer may be "
+                  "under-tuned): " + "; ".join(edges) + "."]
     lines += [
         "",
         f"Final runs (mean [95% t interval] over seeds; differences paired per seed against "

@@ -122,6 +122,32 @@ class TuneConfig:
         return space
 
 
+EDGE_FRACTION = 0.1
+"""A chosen log-uniform value within this fraction of its range's width (in log scale) of
+either end is "at the edge": the optimum may lie outside the range."""
+
+
+def at_edge(space: dict[str, tuple], params: dict) -> list[str]:
+    """Where ``params`` sit at the edge of ``space``: one sentence per such hyperparameter,
+    naming the value, the range and the ``--space`` that widens it by a decade on that side.
+    """
+    found = []
+    for name, spec in space.items():
+        if spec[0] != "log" or not isinstance(params.get(name), (int, float)):
+            continue
+        low, high, value = spec[1], spec[2], params[name]
+        position = (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
+        if EDGE_FRACTION <= position <= 1 - EDGE_FRACTION:
+            continue
+        top = position > 0.5
+        wider = (low, high * 10) if top else (low / 10, high)
+        found.append(f"{name}={value:.3g} is in the {'top' if top else 'bottom'} "
+                     f"{EDGE_FRACTION:.0%} of [{low:g}, {high:g}] (log scale); widen it "
+                     f"(e.g. --space OPT.{name}=log:{wider[0]:g}:{wider[1]:g}) and tune again "
+                     "into a new --output")
+    return found
+
+
 def check_entry(optimizer: str, name: str, spec: tuple) -> None:
     """Raise a ValueError naming what is wrong with one search-space entry."""
     valid = registry.hyperparameters(optimizer)  # also checks the optimizer's name
@@ -495,11 +521,15 @@ def tune_report(cfg: TuneConfig, studies: dict) -> tuple[str, dict]:
             lines.append(f"| {opt} | {name} | {dist} |")
     lines += ["", "## Chosen configuration", "", f"| optimizer | trial | {column} "
               "| parameters |", "|---|---|---|---|"]
+    edges = []
     for opt, study in studies.items():
         params, value, number = best_params(study)
         lines.append(f"| {opt} | {number} | {score(value)} | {_params_text(params)} |")
+        edge = [e.replace("OPT.", f"{opt}.") for e in at_edge(cfg.space_of(opt), params)]
+        edges += [f"{opt}: {e}" for e in edge]
         data["optimizers"][opt] = {
             "best": {"number": number, "value": value, "params": params},
+            "at_edge": edge,
             "space": {k: list(v) for k, v in cfg.space_of(opt).items()},
             "trials": [
                 {"number": t.number, "state": t.state.name, "value": t.value,
@@ -508,6 +538,9 @@ def tune_report(cfg: TuneConfig, studies: dict) -> tuple[str, dict]:
                  "seconds": (t.duration.total_seconds() if t.duration else None)}
                 for t in study.get_trials(deepcopy=False)],
         }
+    if edges:
+        lines += ["", "**At the edge of the search space** (the best value may lie outside "
+                  "it):", ""] + [f"* {e}" for e in edges]
     lines += ["", "## Every trial", "", f"| optimizer | trial | slot | state | {column} "
               "| seconds | parameters |", "|---|---|---|---|---|---|---|"]
     for opt, info in data["optimizers"].items():

@@ -81,8 +81,12 @@ def study(tmp_path):
     (g / "tune.json").write_text(json.dumps({"trials_per_optimizer": 2, "optimizers": {
         "bamsprod": {"best": {"number": 1, "value": 0.9, "params": {"learning_rate": 0.0123,
                                                                      "lr_decay": None}},
+                     # 0.0123 of [1e-4, 0.0125]: the top 0.4% in log scale.
+                     "space": {"learning_rate": ["log", 1e-4, 0.0125],
+                               "lr_decay": ["choice", ["sqrt", None]]},
                      "trials": [trial, trial]},
         "bop": {"best": {"number": 0, "value": 0.8, "params": {"gamma": 1e-4}},
+                "space": {"gamma": ["log", 1e-6, 1e-2]},
                 "trials": [trial, {**trial, "state": "FAIL"}, trial]}}}))
     (root / "evidence.json").write_text(json.dumps({"graphs": [
         {"dir": "toy", "title": "Toy graph", "command": "larq-bamsprod tune --toy",
@@ -122,6 +126,11 @@ def test_graph_tables_by_hand(study):
         "bop", "2", "0", "80.00", "gamma=0.0001"]
     assert _row(body.split("Chosen configuration")[1], "bamsprod")[4] == (
         "learning_rate=0.0123, lr_decay=None")
+    # Only bamsprod's rate is at the edge (bop's gamma 1e-4 is in the middle of [1e-6, 1e-2]).
+    assert ("At the edge of the search space (within 10% of an end, log scale; the best value "
+            "may lie outside the range, so this optimizer may be under-tuned): bamsprod: "
+            "learning_rate=0.0123 is in the top 10% of [0.0001, 0.0125] (log scale).") in body
+    assert "bop: gamma" not in body
     # The unfinished graph says so, with its command.
     assert "### Later graph\n\nNot run yet" in body and "larq-bamsprod tune --later" in body
     # Profile over the one finished graph: median steps bamsprod 15, bop 25.

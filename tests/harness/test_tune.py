@@ -204,3 +204,23 @@ def test_running_trial_of_another_machine_is_retried_only_once_its_heartbeat_is_
     assert tune.retry_stale(study, storage, cfg.stale_after, log=lambda _: None) == 0
     states = sorted(t.state.name for t in study.get_trials(deepcopy=False))
     assert states == ["FAIL", "WAITING", "WAITING"]  # slot 0 again, and slot 1
+
+
+@pytest.mark.parametrize("value, expected", [
+    # Position in log scale of [1e-5, 1e-1]: (log10(value) + 5) / 4; the edge is < 0.1 or > 0.9.
+    (0.0738, "learning_rate=0.0738 is in the top 10% of [1e-05, 0.1] (log scale); widen it "
+             "(e.g. --space adam.learning_rate=log:1e-05:1) and tune again into a new --output"),
+    (1.2e-5, "learning_rate=1.2e-05 is in the bottom 10% of [1e-05, 0.1] (log scale); widen it "
+             "(e.g. --space adam.learning_rate=log:1e-06:0.1) and tune again into a new "
+             "--output"),
+    (1e-3, None),    # 0.5
+    (0.03, None),    # (log10(0.03) + 5) / 4 = 0.8693
+    (2.6e-5, None),  # log10(2.6) / 4 = 0.1037
+])
+def test_at_edge_by_hand(value, expected):
+    from larq_bamsprod.harness.tune import at_edge
+
+    space = {"learning_rate": ("log", 1e-5, 1e-1), "lr_decay": ("choice", ("sqrt", None))}
+    found = [e.replace("OPT.", "adam.") for e in at_edge(space, {"learning_rate": value,
+                                                                  "lr_decay": None})]
+    assert found == ([] if expected is None else [expected])
