@@ -259,8 +259,13 @@ def _model_args(items: list[str]) -> dict:
     return parsed
 
 
-def _compare_config(args):
+def _compare_config(args, tuned: bool = False):
     """Check every input before anything is written or trained (ValueError names the bad one).
+
+    ``tuned``: for ``tune``, whose final comparison trains the chosen hyperparameters, not
+    the ones given here, so a folder holding its finished comparison is checked on the
+    settings that must match and not on hyperparameters (the comparison checks those once
+    the configuration is chosen).
 
     Order: the settings themselves; the output folder; the model arguments; the settings
     recorded in the output folder by an earlier run; the dataset (prepared now, or how to
@@ -305,7 +310,7 @@ def _compare_config(args):
         if cfg.validation_size >= n:
             raise ValueError(f"--validation-size must be smaller than the training split of "
                              f"{cfg.dataset} ({n} examples), received {cfg.validation_size}")
-    compare.check_resumable(cfg)
+    compare.check_resumable(cfg, hyperparameters=not tuned)
     steps = _check_data(cfg)  # may build or download the dataset: after the cheap checks
     _check_optimizers(cfg, cfg.epochs * steps)
     return cfg
@@ -506,7 +511,7 @@ def _tune(args):
         if not args.storage.startswith(("journal:", "sqlite:")):
             tune.open_storage(args.storage)  # a database server: reachable, driver present
     cfg = tune.TuneConfig(
-        compare=_compare_config(args),
+        compare=_compare_config(args, tuned=True),
         trials=args.trials,
         storage=args.storage,
         space=space,

@@ -246,19 +246,21 @@ def _hyperparameter_differences(out: Path, previous: dict, cfg: CompareConfig) -
                                 resolved_hyperparameters(cfg))
 
 
-def check_resumable(cfg: CompareConfig) -> None:
+def check_resumable(cfg: CompareConfig, hyperparameters: bool = True) -> None:
     """Raise a ValueError if ``cfg.output`` holds a comparison with other settings.
 
     Lists every difference: the settings of :data:`FAIRNESS_FIELDS`, ``epochs`` (which
-    may only grow, and only with the constant schedule) and the resolved hyperparameters
-    of every optimizer ``cfg`` shares with the recorded comparison.
+    may only grow, and only with the constant schedule) and, unless ``hyperparameters`` is
+    False, the resolved hyperparameters of every optimizer ``cfg`` shares with the recorded
+    comparison.
     """
     out = Path(cfg.output)
     previous = read_json(out / "config.json")
     if previous is None:
         return
-    differences = (_setting_differences(previous, cfg) + _epoch_difference(previous, cfg)
-                   + _hyperparameter_differences(out, previous, cfg))
+    differences = _setting_differences(previous, cfg) + _epoch_difference(previous, cfg)
+    if hyperparameters:
+        differences += _hyperparameter_differences(out, previous, cfg)
     if differences:
         raise ValueError(
             f"{out} holds a comparison with different settings ({'; '.join(differences)}); "

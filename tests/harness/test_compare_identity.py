@@ -41,6 +41,21 @@ def test_a_changed_hyperparameter_is_refused_and_named(tmp_path):
     assert "bop.gamma: 0.0001 -> 0.001" in message
 
 
+def test_tune_checks_a_finished_comparison_on_settings_not_hyperparameters(tmp_path):
+    """``tune``'s final comparison trains the chosen hyperparameters, so its rerun (to resume
+    or to re-report) is checked on the settings only; a changed setting is still refused."""
+    _recorded(tmp_path, optimizers=["bamsprod", "bop"],
+              hparams={"bamsprod": {"learning_rate": 0.0055, "lr_decay": None}})
+    config.check_resumable(config.CompareConfig(output=str(tmp_path),
+                                                optimizers=["bamsprod", "bop"]),
+                           hyperparameters=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        config.check_resumable(config.CompareConfig(output=str(tmp_path), batch_size=64,
+                                                    optimizers=["bamsprod", "bop"]),
+                               hyperparameters=False)
+    _refusal(tmp_path, optimizers=["bamsprod", "bop"])  # compare itself still refuses
+
+
 def test_an_override_equal_to_the_default_is_the_same_run(tmp_path):
     _recorded(tmp_path, optimizers=["bamsprod"])
     config.check_resumable(config.CompareConfig(
