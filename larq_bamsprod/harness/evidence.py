@@ -74,14 +74,14 @@ def load_graph(folder: Path) -> dict | None:
         return None
     config = _read(config_path)
     tune = _read(folder / "tune.json")
-    results = {}
+    found = {}
     for done in sorted(folder.glob("runs/*-seed*/done.json")):
         match = _RUN_DIR.match(done.parent.name)
-        if not match:
-            continue
-        opt, seed = match["opt"], int(match["seed"])
-        if opt in config["optimizers"] and seed in config["seeds"]:
-            results[(opt, seed)] = _read(done)
+        if match:
+            found[(match["opt"], int(match["seed"]))] = done
+    # In the comparison's order of optimizers, then seeds, as its own report.
+    results = {(opt, seed): _read(found[(opt, seed)]) for opt in config["optimizers"]
+               for seed in sorted(config["seeds"]) if (opt, seed) in found}
     return {"tune": tune, "config": config, "results": results}
 
 
@@ -169,8 +169,10 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 600 else f"{seconds / 60:.1f} min"
 
 
-def graph_text(entry: dict, graph: dict | None) -> tuple[str, dict[str, float] | None]:
-    """Markdown of one graph and its times to target (None if it has no final runs yet)."""
+def graph_text(entry: dict, graph: dict | None, link: str | None = None
+               ) -> tuple[str, dict[str, float] | None]:
+    """Markdown of one graph and its times to target (None if it has no final runs yet);
+    ``link``: the graph's folder relative to the document (default: its ``dir``)."""
     from larq_bamsprod.harness import summary
     from larq_bamsprod.harness.tune import at_edge
 
@@ -198,7 +200,8 @@ def graph_text(entry: dict, graph: dict | None) -> tuple[str, dict[str, float] |
         f"{tune['trials_per_optimizer']} trials per optimizer, final runs on seeds "
         f"{', '.join(map(str, config['seeds']))}. Compute: "
         f"{_minutes(sum(trial_seconds.values()))} of trials, {_minutes(run_seconds)} of final "
-        f"runs (sums of per-run seconds). Files: [`{entry['dir']}/`]({entry['dir']}/).",
+        f"runs (sums of per-run seconds). Files: [`{link or entry['dir']}/`]"
+        f"({link or entry['dir']}/).",
         "",
         "Chosen configuration (best final validation accuracy of the trials, from the first "
         "seed's initial weights):",
@@ -207,13 +210,17 @@ def graph_text(entry: dict, graph: dict | None) -> tuple[str, dict[str, float] |
         "configuration |",
         "|---|---|---|---|---|",
     ]
-    for opt, info in tune["optimizers"].items():
+    ordered = [o for o in config["optimizers"] if o in tune["optimizers"]]
+    ordered += [o for o in tune["optimizers"] if o not in ordered]
+    for opt in ordered:
+        info = tune["optimizers"][opt]
         complete = sum(t["state"] == "COMPLETE" for t in info["trials"])
         best = info["best"]
         lines.append(f"| {opt} | {complete} | {best['number']} | {100 * best['value']:.2f} | "
                      f"{_params(best['params'])} |")
     edges = []
-    for opt, info in tune["optimizers"].items():
+    for opt in ordered:
+        info = tune["optimizers"][opt]
         space = {k: tuple(v) for k, v in info.get("space", {}).items()}
         edges += [f"{opt}: " + e.split(";")[0] for e in at_edge(space, info["best"]["params"])]
     if edges:
@@ -322,7 +329,8 @@ def render(root: Path, results_md: Path | None = None) -> tuple[str, dict]:
                                 f"{', '.join(missing)}; every graph needs dir, title, "
                                 "command and when")
         folder = root / entry["dir"]
-        text, graph_times = graph_text(entry, load_graph(folder))
+        link = _relative(folder, results_md.parent) if results_md is not None else None
+        text, graph_times = graph_text(entry, load_graph(folder), link)
         blocks.append(text)
         if graph_times is not None:
             times[entry["dir"]] = graph_times
