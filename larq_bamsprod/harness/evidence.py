@@ -128,24 +128,24 @@ def score(ratios: list[float], tau_max: float = TAU_MAX) -> float:
 
 # --- Text -----------------------------------------------------------------------------------
 
-def _pct_interval(values: list[float]) -> str:
+def _pct_interval(values: list[float], scale: float = 100.0) -> str:
     from larq_bamsprod.harness import stats
 
     iv = stats.mean_interval(values)
     if iv["mean"] is None:
         return "-"
-    text = f"{100 * iv['mean']:.2f}"
+    text = f"{scale * iv['mean']:.2f}"
     if iv["low"] is not None:
-        text += f" [{100 * iv['low']:.2f}, {100 * iv['high']:.2f}]"
+        text += f" [{scale * iv['low']:.2f}, {scale * iv['high']:.2f}]"
     return text
 
 
-def _diff(iv: dict | None) -> str:
+def _diff(iv: dict | None, scale: float = 100.0) -> str:
     if not iv or iv.get("mean") is None:
         return "-"
-    text = f"{100 * iv['mean']:+.2f}"
+    text = f"{scale * iv['mean']:+.2f}"
     if iv.get("low") is not None:
-        text += f" [{100 * iv['low']:+.2f}, {100 * iv['high']:+.2f}]"
+        text += f" [{scale * iv['low']:+.2f}, {scale * iv['high']:+.2f}]"
     return text
 
 
@@ -165,6 +165,10 @@ def _params(params: dict) -> str:
     return ", ".join(f"{k}={one(v)}" for k, v in sorted(params.items())) or "-"
 
 
+def _count(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else "?"
+
+
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 600 else f"{seconds / 60:.1f} min"
 
@@ -173,7 +177,7 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
                ) -> tuple[str, dict[str, float] | None]:
     """Markdown of one graph and its times to target (None if it has no final runs yet);
     ``link``: the graph's folder relative to the document (default: its ``dir``)."""
-    from larq_bamsprod.harness import summary
+    from larq_bamsprod.harness import summary, tasks
     from larq_bamsprod.harness.tune import at_edge
 
     lines = [f"### {entry['title']}", ""]
@@ -183,7 +187,13 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         return "\n".join(lines), None
     tune, config, results = graph["tune"], graph["config"], graph["results"]
     reference = "bop" if "bop" in config["optimizers"] else config["optimizers"][0]
-    summ = summary.summarize(results, reference)
+    metric = tasks.metric_of(config["dataset"]) if "dataset" in config else tasks.ACCURACY
+    scale = 100.0 if metric.percent else 1.0
+    # Accuracy in % (differences in points); perplexity as it is (lower is better).
+    score = "top-1 (%)" if metric.percent else metric.name
+    diff_unit = "(pp)" if metric.percent else "(lower is better)"
+    worst = "lowest" if metric.higher_is_better else "highest"
+    summ = summary.summarize(results, reference, metric=metric)
     steps_budget = max((r["history"][-1]["step"] for r in results.values()), default=0)
     sample = next(iter(results.values()))
     trial_seconds = {opt: sum(t["seconds"] or 0.0 for t in info["trials"])
@@ -195,18 +205,18 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         "every seed):", "", "```bash", entry["command"], "```", "",
         f"{entry['when']} Budget: {steps_budget:,} steps per run (batch "
         f"{config['batch_size']}, {config['epochs']} epochs of "
-        f"{sample.get('train_size', '?'):,} training examples; "
-        f"{sample.get('validation_size', '?'):,} held out for validation), "
+        f"{_count(sample.get('train_size'))} training examples; "
+        f"{_count(sample.get('validation_size'))} held out for validation), "
         f"{tune['trials_per_optimizer']} trials per optimizer, final runs on seeds "
         f"{', '.join(map(str, config['seeds']))}. Compute: "
         f"{_minutes(sum(trial_seconds.values()))} of trials, {_minutes(run_seconds)} of final "
         f"runs (sums of per-run seconds). Files: [`{link or entry['dir']}/`]"
         f"({link or entry['dir']}/).",
         "",
-        "Chosen configuration (best final validation accuracy of the trials, from the first "
-        "seed's initial weights):",
+        f"Chosen configuration (best final validation {metric.name} of the trials, from the "
+        "first seed's initial weights):",
         "",
-        "| optimizer | trials complete | best trial | its validation top-1 (%) | "
+        f"| optimizer | trials complete | best trial | its validation {score} | "
         "configuration |",
         "|---|---|---|---|---|",
     ]
@@ -216,7 +226,7 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         info = tune["optimizers"][opt]
         complete = sum(t["state"] == "COMPLETE" for t in info["trials"])
         best = info["best"]
-        lines.append(f"| {opt} | {complete} | {best['number']} | {100 * best['value']:.2f} | "
+        lines.append(f"| {opt} | {complete} | {best['number']} | {scale * best['value']:.2f} | "
                      f"{_params(best['params'])} |")
     edges = []
     for opt in ordered:
@@ -230,26 +240,28 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
     lines += [
         "",
         f"Final runs (mean [95% t interval] over seeds; differences paired per seed against "
-        f"{reference}; target = {100 * summ['target']:.2f}% validation top-1, the lowest of "
-        f"{reference}'s final validation accuracies):",
+        f"{reference}; target = validation {metric.name} "
+        f"{scale * summ['target']:.2f}{'%' if metric.percent else ''}, the {worst} of "
+        f"{reference}'s final validation values):",
         "",
-        "| optimizer | seeds | final val top-1 (%) | final test top-1 (%) | test diff vs "
-        f"{reference} (pp) | verdict | steps to target, per seed | speed-up vs {reference} "
-        "| speed verdict |",
+        f"| optimizer | seeds | final val {score} | final test {score} | test diff vs "
+        f"{reference} {diff_unit} | verdict | steps to target, per seed | speed-up vs "
+        f"{reference} | speed verdict |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     times = {}
     for row in summ["rows"]:
         opt = row["optimizer"]
         per = {s: r for (o, s), r in results.items() if o == opt}
-        val = [per[s]["final"]["val_accuracy"] for s in sorted(per)]
-        test = [per[s]["final"]["test_accuracy"] for s in sorted(per)]
+        val = [per[s]["final"][metric.val_key] for s in sorted(per)]
+        test = [per[s]["final"][metric.test_key] for s in sorted(per)]
         steps = row.get("steps_to_target", [])
         times[opt] = median_steps(steps)
         is_ref = opt == reference
         lines.append(
-            f"| {opt} | {row['seeds']} | {_pct_interval(val)} | {_pct_interval(test)} | "
-            f"{'-' if is_ref else _diff(row['diff_final_test_accuracy'])} | "
+            f"| {opt} | {row['seeds']} | {_pct_interval(val, scale)} | "
+            f"{_pct_interval(test, scale)} | "
+            f"{'-' if is_ref else _diff(row[f'diff_final_test_{metric.name}'], scale)} | "
             f"{row['verdict']} | "
             f"{', '.join('never' if s is None else str(s) for s in steps) or '-'} | "
             f"{'-' if is_ref else _ratio(row.get('speedup_interval'))} | "

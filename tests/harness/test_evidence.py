@@ -120,7 +120,7 @@ def test_graph_tables_by_hand(study):
     # speed-ups 30/10 = 3 and 20/20 = 1: geometric mean sqrt(3) = 1.73.
     assert row[7].startswith("1.73x [") and row[7].endswith("(n=2)")
     assert row[8] == "no difference detected"
-    assert "target = 80.00%" in body
+    assert "target = validation accuracy 80.00%, the lowest of bop" in body
     # Chosen configuration: trials complete, best trial, its value, parameters.
     assert _row(body.split("Chosen configuration")[1], "bop") == [
         "bop", "2", "0", "80.00", "gamma=0.0001"]
@@ -187,3 +187,43 @@ def test_incomplete_manifest_entry_one_line(study, capsys):
     assert evidence.main(["--root", str(root), "--results", str(doc)]) == 2
     err = capsys.readouterr().err
     assert "graphs[0] lacks title, command, when" in err and err.count("\n") == 1
+
+
+def _done_ppl(vals, test, steps=(10, 20, 30)):
+    history = [{"step": s, "val_perplexity": v, "train_loss": 5.0, "train_seconds": s / 10,
+                "step_seconds_median": 0.01} for s, v in zip(steps, vals)]
+    return {"history": history,
+            "final": {"val_perplexity": vals[-1], "test_perplexity": test},
+            "best": {"test_perplexity": test}, "train_seconds": 3.0, "eval_seconds": 1.0}
+
+
+def test_a_perplexity_graph_reads_lower_as_better(tmp_path):
+    """On ptb: target = the highest of bop's final validation perplexities, reached at or
+    below it; differences in perplexity, 'better' when the whole interval is below 0."""
+    root, g = tmp_path / "tuned", tmp_path / "tuned" / "lm"
+    runs = {("bop", 0): _done_ppl([400, 300, 210], 200.0),      # target 210: step 30
+            ("bop", 1): _done_ppl([400, 250, 205], 198.0),      # step 30
+            ("bamsprod", 0): _done_ppl([300, 209, 190], 190.0),  # step 20; test -10
+            ("bamsprod", 1): _done_ppl([200, 190, 185], 186.0)}  # step 10; test -12
+    for (opt, seed), done in runs.items():
+        (g / "runs" / f"{opt}-seed{seed}").mkdir(parents=True)
+        (g / "runs" / f"{opt}-seed{seed}" / "done.json").write_text(json.dumps(done))
+    (g / "config.json").write_text(json.dumps({"optimizers": ["bamsprod", "bop"],
+                                               "seeds": [0, 1], "dataset": "ptb",
+                                               "batch_size": 8, "epochs": 1}))
+    trial = {"state": "COMPLETE", "seconds": 1.0}
+    (g / "tune.json").write_text(json.dumps({"trials_per_optimizer": 1, "optimizers": {
+        o: {"best": {"number": 0, "value": 201.5, "params": {}}, "trials": [trial]}
+        for o in ("bamsprod", "bop")}}))
+    entry = {"dir": "lm", "title": "LM", "command": "c", "when": ""}
+    body, times = evidence.graph_text(entry, evidence.load_graph(g))
+    assert "target = validation perplexity 210.00, the highest of bop" in body
+    assert _row(body.split("Chosen configuration")[1], "bop")[3] == "201.50"
+    row = _row(body.split("Final runs")[1], "bamsprod")
+    # test: 190, 186 -> mean 188, sd 2.828, half width 12.7062 * 2.828 / sqrt(2) = 25.41;
+    # diff vs bop: -10, -12 -> -11 +- 12.7062.
+    assert row[3] == "188.00 [162.59, 213.41]"
+    assert row[4] == "-11.00 [-23.71, +1.71]"
+    assert row[5] == "no difference detected"
+    assert row[6] == "20, 10"
+    assert times == {"bamsprod": 15.0, "bop": 30.0}
