@@ -200,7 +200,7 @@ def _done_ppl(vals, test, steps=(10, 20, 30)):
 def test_a_perplexity_graph_reads_lower_as_better(tmp_path):
     """On ptb: target = the highest of bop's final validation perplexities, reached at or
     below it; differences in perplexity, 'better' when the whole interval is below 0."""
-    root, g = tmp_path / "tuned", tmp_path / "tuned" / "lm"
+    g = tmp_path / "tuned" / "lm"
     runs = {("bop", 0): _done_ppl([400, 300, 210], 200.0),      # target 210: step 30
             ("bop", 1): _done_ppl([400, 250, 205], 198.0),      # step 30
             ("bamsprod", 0): _done_ppl([300, 209, 190], 190.0),  # step 20; test -10
