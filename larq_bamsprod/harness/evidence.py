@@ -140,24 +140,6 @@ def _pct_interval(values: list[float], scale: float = 100.0) -> str:
     return text
 
 
-def _diff(iv: dict | None, scale: float = 100.0) -> str:
-    if not iv or iv.get("mean") is None:
-        return "-"
-    text = f"{scale * iv['mean']:+.2f}"
-    if iv.get("low") is not None:
-        text += f" [{scale * iv['low']:+.2f}, {scale * iv['high']:+.2f}]"
-    return text
-
-
-def _ratio(iv: dict | None) -> str:
-    if not iv or iv.get("mean") is None:
-        return "-"
-    text = f"{iv['mean']:.2f}x"
-    if iv.get("low") is not None:
-        text += f" [{iv['low']:.2f}, {iv['high']:.2f}]"
-    return text + (f" (n={iv['n']})" if iv["n"] else "")
-
-
 def _params(params: dict) -> str:
     def one(v):
         return f"{v:.3g}" if isinstance(v, float) else repr(v) if v is None else str(v)
@@ -178,6 +160,7 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
     """Markdown of one graph and its times to target (None if it has no final runs yet);
     ``link``: the graph's folder relative to the document (default: its ``dir``)."""
     from larq_bamsprod.harness import summary, tasks
+    from larq_bamsprod.harness.report import interval_text, ratio_text
     from larq_bamsprod.harness.tune import at_edge
 
     lines = [f"### {entry['title']}", ""]
@@ -261,10 +244,10 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         lines.append(
             f"| {opt} | {row['seeds']} | {_pct_interval(val, scale)} | "
             f"{_pct_interval(test, scale)} | "
-            f"{'-' if is_ref else _diff(row[f'diff_final_test_{metric.name}'], scale)} | "
+            f"{'-' if is_ref else interval_text(row[f'diff_final_test_{metric.name}'], scale)} | "
             f"{row['verdict']} | "
             f"{', '.join('never' if s is None else str(s) for s in steps) or '-'} | "
-            f"{'-' if is_ref else _ratio(row.get('speedup_interval'))} | "
+            f"{'-' if is_ref else ratio_text(row.get('speedup_interval'))} | "
             f"{'reference' if is_ref else row.get('speed_verdict', '-')} |")
     lines.append("")
     return "\n".join(lines), times

@@ -18,7 +18,8 @@ def _fmt(mean, std, pct=True):
     return f"{mean * scale:.2f} ± {std * scale:.2f}"
 
 
-def _interval(iv: dict | None, scale: float = 100, digits: int = 2) -> str:
+def interval_text(iv: dict | None, scale: float = 100, digits: int = 2) -> str:
+    """``mean [low, high]`` of a paired difference (times ``scale``), signed; "-" if none."""
     if not iv or iv.get("mean") is None:
         return "-"
     text = f"{iv['mean'] * scale:+.{digits}f}"
@@ -33,7 +34,8 @@ def _speed(value) -> str:
     return "inf" if math.isinf(value) else f"{value:.2f}x"
 
 
-def _ratio(iv: dict | None) -> str:
+def ratio_text(iv: dict | None) -> str:
+    """``mean x [low, high] (n=N)`` of a speed-up interval; "-" if none."""
     if not iv or iv.get("mean") is None:
         return "-"
     text = f"{iv['mean']:.2f}x"
@@ -76,15 +78,15 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
         reach = r.get("steps_to_target")
         diff_steps = r.get("diff_steps_to_target")
         cells += [
-            "-" if r["optimizer"] == ref else _interval(r.get(f"diff_final_test_{name}"),
+            "-" if r["optimizer"] == ref else interval_text(r.get(f"diff_final_test_{name}"),
                                                         scale=100 if pct else 1),
             r.get("verdict", "-"),
             "-" if reach is None else ", ".join("never" if e is None else str(e) for e in reach),
             _speed(r.get("speedup_median")),
-            "-" if r["optimizer"] == ref else _ratio(r.get("speedup_interval")),
+            "-" if r["optimizer"] == ref else ratio_text(r.get("speedup_interval")),
             "reference" if r["optimizer"] == ref else r.get("speed_verdict", "-"),
             "-" if r["optimizer"] == ref or not diff_steps or diff_steps["n"] == 0
-            else _interval(diff_steps, scale=1, digits=0) + f" (n={diff_steps['n']})",
+            else interval_text(diff_steps, scale=1, digits=0) + f" (n={diff_steps['n']})",
             _fmt(r.get("final_train_loss_mean"), r.get("final_train_loss_std"), pct=False),
             "-" if r.get("train_seconds_mean") is None else f"{r['train_seconds_mean']:.1f}",
             "-" if r.get("eval_seconds_mean") is None else f"{r['eval_seconds_mean']:.1f}",
