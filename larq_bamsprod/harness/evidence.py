@@ -249,6 +249,19 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
             f"{', '.join('never' if s is None else str(s) for s in steps) or '-'} | "
             f"{'-' if is_ref else ratio_text(row.get('speedup_interval'))} | "
             f"{'reference' if is_ref else row.get('speed_verdict', '-')} |")
+    seeds = sorted(config["seeds"])
+    per_seed = []
+    for row in summ["rows"]:
+        opt = row["optimizer"]
+        if opt == reference:
+            continue
+        diffs = [results[(opt, s)]["final"][metric.test_key]
+                 - results[(reference, s)]["final"][metric.test_key]
+                 for s in seeds if (opt, s) in results and (reference, s) in results]
+        per_seed.append(f"{opt} " + ", ".join(f"{scale * d:+.2f}" for d in diffs))
+    if per_seed:
+        lines += ["", f"Paired test differences vs {reference} per seed (seeds "
+                  f"{', '.join(map(str, seeds))}): " + "; ".join(per_seed) + "."]
     lines.append("")
     return "\n".join(lines), times
 

@@ -121,6 +121,7 @@ def test_graph_tables_by_hand(study):
     assert row[7].startswith("1.73x [") and row[7].endswith("(n=2)")
     assert row[8] == "no difference detected"
     assert "target = validation accuracy 80.00%, the lowest of bop" in body
+    assert "Paired test differences vs bop per seed (seeds 0, 1): bamsprod +10.00, +8.00." in body
     # Chosen configuration: trials complete, best trial, its value, parameters.
     assert _row(body.split("Chosen configuration")[1], "bop") == [
         "bop", "2", "0", "80.00", "gamma=0.0001"]
