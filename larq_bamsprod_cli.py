@@ -55,5 +55,26 @@ def main(argv: list[str] | None = None) -> int:
     return run(argv)
 
 
+def run_preset(settings: dict[str, list[str]], description: str,
+               argv: list[str] | None = None) -> int:
+    """What an ``examples/`` script does: ``--NAME`` picks one of ``settings`` (``cpu`` by
+    default), any further flags are appended, ``--print`` shows the ``compare`` command."""
+    import argparse
+    import shlex
+
+    parser = argparse.ArgumentParser(description=description)
+    group = parser.add_mutually_exclusive_group()
+    for name in settings:
+        if name != "cpu":
+            group.add_argument(f"--{name}", dest="setting", action="store_const", const=name)
+    parser.add_argument("--print", action="store_true", help="print the command only")
+    args, extra = parser.parse_known_args(argv)
+    command = ["compare", *settings[args.setting or "cpu"], *extra]
+    if args.print:
+        print("larq-bamsprod " + shlex.join(command))
+        return 0
+    return main(command)
+
+
 if __name__ == "__main__":
     sys.exit(main())

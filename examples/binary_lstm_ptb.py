@@ -26,8 +26,6 @@ Note:
 
 from __future__ import annotations
 
-import argparse
-import shlex
 import sys
 
 ALL = "bamsprod,bop,adam,amsgrad,adabound,amsbound,sgdm"
@@ -53,19 +51,9 @@ SETTINGS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    group = parser.add_mutually_exclusive_group()
-    for name in ("quick", "gpu"):
-        group.add_argument(f"--{name}", dest="setting", action="store_const", const=name)
-    parser.add_argument("--print", action="store_true", help="print the command only")
-    args, extra = parser.parse_known_args(argv)
-    command = ["compare", *SETTINGS[args.setting or "cpu"], *extra]
-    if args.print:
-        print("larq-bamsprod " + shlex.join(command))
-        return 0
-    from larq_bamsprod.harness import cli
+    from larq_bamsprod_cli import run_preset  # TensorFlow only if it runs
 
-    return cli.main(command)
+    return run_preset(SETTINGS, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from larq_bamsprod.harness import cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import synthetic_fmnist  # noqa: E402
+from cli_errors import one_error_line  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,12 +28,6 @@ def _compare_argv(data_dir, output, *extra):
             "--steps-per-epoch", "2", "--output", str(output), "--verbose", "0", *extra]
 
 
-def _one_error_line(capsys, prog="larq-bamsprod compare"):
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith(f"{prog}: error: "), lines[0]
-    return lines[0]
 
 
 @pytest.mark.parametrize("extra, expected", [
@@ -57,7 +52,7 @@ def test_bad_input_is_refused_in_one_line_before_anything_is_written(
         data_dir, tmp_path, capsys, extra, expected):
     output = tmp_path / "out"
     assert cli.main(_compare_argv(data_dir, output, *extra)) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert expected in line
     assert not output.exists()
 
@@ -66,7 +61,7 @@ def test_an_existing_file_as_output_is_refused(data_dir, tmp_path, capsys):
     output = tmp_path / "results.txt"
     output.write_text("keep me")
     assert cli.main(_compare_argv(data_dir, output)) == 2
-    assert f"--output '{output}' is a file, not a folder" in _one_error_line(capsys)
+    assert f"--output '{output}' is a file, not a folder" in one_error_line(capsys)
     assert output.read_text() == "keep me"
 
 
@@ -75,7 +70,7 @@ def test_an_output_that_cannot_be_created_is_refused(data_dir, tmp_path, capsys)
     output = tmp_path / "file" / "out"
     assert cli.main(_compare_argv(data_dir, output)) == 2
     assert f"--output '{output}' cannot be created: '{tmp_path / 'file'}' is a file" in (
-        _one_error_line(capsys))
+        one_error_line(capsys))
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
@@ -83,13 +78,13 @@ def test_an_unwritable_output_is_refused(data_dir, tmp_path, capsys):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
     assert cli.main(_compare_argv(data_dir, locked / "out")) == 2
-    assert "is not writable" in _one_error_line(capsys)
+    assert "is not writable" in one_error_line(capsys)
 
 
 def test_an_unwritable_system_path_is_refused(data_dir, capsys):
     # /proc accepts no new files, even from root.
     assert cli.main(_compare_argv(data_dir, "/proc/larq-bamsprod-out")) == 2
-    assert "--output '/proc/larq-bamsprod-out' is not writable" in _one_error_line(capsys)
+    assert "--output '/proc/larq-bamsprod-out' is not writable" in one_error_line(capsys)
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -113,14 +108,14 @@ def test_recipe_takes_hparams_as_compare_does(data_dir, tmp_path, capsys):
     argv = ["recipe", "TrainQuickNet", "--dataset", "fashion_mnist", "--data-dir", data_dir,
             "--output", str(tmp_path / "out")]
     assert cli.main(argv + ["--hparam", "bamsprod.learning_rate=-0.1"]) == 2
-    line = _one_error_line(capsys, "larq-bamsprod recipe")
+    line = one_error_line(capsys, "larq-bamsprod recipe")
     assert "--hparam bamsprod.learning_rate=-0.1: learning_rate must be > 0" in line
     assert cli.main(argv + ["--hparam", "adam.learning_rate=0.1"]) == 2
-    line = _one_error_line(capsys, "larq-bamsprod recipe")
+    line = one_error_line(capsys, "larq-bamsprod recipe")
     assert ("--hparam 'adam.learning_rate=0.1' is for optimizer 'adam', but --optimizer is "
             "bamsprod; write --hparam bamsprod.NAME=VALUE") in line
     assert cli.main(argv + ["--hparam", "bamsprod.bound_target=max"]) == 2
-    assert "bound_target='max'" in _one_error_line(capsys, "larq-bamsprod recipe")
+    assert "bound_target='max'" in one_error_line(capsys, "larq-bamsprod recipe")
     assert not (tmp_path / "out").exists()
 
 
@@ -236,4 +231,4 @@ def test_a_multi_paragraph_error_is_told_in_one_line(data_dir, tmp_path, capsys)
             str(tmp_path / "out"), "--set", "nonsense_field=3"]
     assert cli.main(argv) == 2
     assert "Key 'nonsense_field' does not correspond to any field of component " in (
-        _one_error_line(capsys, "larq-bamsprod recipe"))
+        one_error_line(capsys, "larq-bamsprod recipe"))

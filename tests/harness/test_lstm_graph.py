@@ -13,6 +13,9 @@ import pytest
 
 from larq_bamsprod.harness import cli, data, report, stats, summary, tasks
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cli_errors import one_error_line  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
        "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -186,12 +189,6 @@ def test_ptb_batches_are_the_same_for_the_same_seed():
 
 # --- bad input ---------------------------------------------------------------------------
 
-def _one_error_line(capsys, prog="larq-bamsprod compare"):
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith(f"{prog}: error: "), lines[0]
-    return lines[0]
 
 
 @pytest.mark.parametrize("command", ["compare", "tune"])
@@ -215,7 +212,7 @@ def test_bad_pairing_is_refused_in_one_line_before_anything_is_written(
     argv = [command, "--optimizers", "bamsprod,bop", "--output", str(output),
             "--verbose", "0", *extra]
     assert cli.main(argv) == 2
-    line = _one_error_line(capsys, f"larq-bamsprod {command}")
+    line = one_error_line(capsys, f"larq-bamsprod {command}")
     for text in expected:
         assert text in line
     assert not output.exists()
@@ -225,7 +222,7 @@ def test_recipe_refuses_a_text_corpus_in_one_line(tmp_path, capsys):
     output = tmp_path / "out"
     assert cli.main(["recipe", "TrainQuickNet", "--dataset", "ptb",
                      "--output", str(output)]) == 2
-    line = _one_error_line(capsys, "larq-bamsprod recipe")
+    line = one_error_line(capsys, "larq-bamsprod recipe")
     assert "--dataset ptb is a text corpus" in line
     assert "compare --model BinaryLSTM --dataset ptb" in line
     assert not output.exists()
