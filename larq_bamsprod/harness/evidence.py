@@ -262,6 +262,18 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
     if per_seed:
         lines += ["", f"Paired test differences vs {reference} per seed (seeds "
                   f"{', '.join(map(str, seeds))}): " + "; ".join(per_seed) + "."]
+    # Does BAMSProd add anything over the others (not only over the reference)? The same
+    # rule with bamsprod as the reference: each optimizer minus bamsprod, paired per seed.
+    if "bamsprod" in config["optimizers"] and reference != "bamsprod":
+        against = summary.summarize(results, "bamsprod", metric=metric)
+        parts = [f"{row['optimizer']} "
+                 f"{interval_text(row[f'diff_final_test_{metric.name}'], scale)} "
+                 f"({row['verdict']})"
+                 for row in against["rows"] if row["optimizer"] != "bamsprod"]
+        if parts:
+            lines += ["", f"Paired test differences vs bamsprod (the optimizer minus bamsprod, "
+                      f"{diff_unit.strip('()')}; verdict by the same rule): "
+                      + "; ".join(parts) + "."]
     lines.append("")
     return "\n".join(lines), times
 

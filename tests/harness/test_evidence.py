@@ -122,6 +122,9 @@ def test_graph_tables_by_hand(study):
     assert row[8] == "no difference detected"
     assert "target = validation accuracy 80.00%, the lowest of bop" in body
     assert "Paired test differences vs bop per seed (seeds 0, 1): bamsprod +10.00, +8.00." in body
+    # The same differences the other way round: bop minus bamsprod, -10 and -8 -> -9 +- 12.71.
+    assert ("Paired test differences vs bamsprod (the optimizer minus bamsprod, pp; verdict by "
+            "the same rule): bop -9.00 [-21.71, +3.71] (no difference detected).") in body
     # Chosen configuration: trials complete, best trial, its value, parameters.
     assert _row(body.split("Chosen configuration")[1], "bop") == [
         "bop", "2", "0", "80.00", "gamma=0.0001"]
