@@ -187,7 +187,8 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         "Command (tuning, then the final runs of each optimizer's chosen configuration over "
         "every seed):", "", "```bash", entry["command"], "```", "",
         f"{entry['when']} Budget: {steps_budget:,} steps per run (batch "
-        f"{config['batch_size']}, {config['epochs']} epochs of "
+        f"{config['batch_size']}, {config['epochs']} "
+        f"epoch{'' if config['epochs'] == 1 else 's'} of "
         f"{_count(sample.get('train_size'))} training examples; "
         f"{_count(sample.get('validation_size'))} held out for validation), "
         f"{tune['trials_per_optimizer']} trials per optimizer, final runs on seeds "
