@@ -222,8 +222,9 @@ def _init_weights(cfg, data_, strategy, seed: int, out: Path) -> Path:
         model, _ = _build(cfg, data_, strategy, None, seed, 1)
         # Per process (keeps the .weights.h5 format): two processes starting the same seed
         # of one --output (e.g. final runs split over processes) would otherwise write one
-        # HDF5 file at once, and h5py refuses the second (BlockingIOError). Both write the
-        # same seeded weights, so whichever os.replace lands last is right.
+        # HDF5 file at once: h5py refused the second (BlockingIOError) and the first one's
+        # file was left corrupted (zero batch-norm scales; its runs stayed at chance). Both
+        # write the same seeded weights, so whichever os.replace lands last is right.
         tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
         path.parent.mkdir(parents=True, exist_ok=True)
         model.save_weights(str(tmp))

@@ -234,9 +234,10 @@ def test_model_args_are_recorded_and_count_as_a_fairness_setting(data_dir, tmp_p
 
 def test_initial_weights_are_written_through_a_file_of_this_process_only(data_dir, tmp_path):
     # Two processes starting the same seed of one --output (final runs split over processes)
-    # once both wrote init/.tmp-seed0.weights.h5 and h5py refused the second one
-    # (BlockingIOError, a traceback). Here another process's temporary file is in the way, as
-    # a folder of that name: the run must not touch it, and leave only its own result.
+    # once both wrote init/.tmp-seed0.weights.h5: h5py refused the second one (BlockingIOError,
+    # a traceback) and the first one's weights were corrupted. Here another process's
+    # temporary file is in the way, as a folder of that name: the run must not touch it, and
+    # leave only its own result.
     other = tmp_path / "out" / "init" / ".tmp-seed0.weights.h5"
     other.mkdir(parents=True)
     _ok(_compare(data_dir, tmp_path / "out", optimizers="bamsprod", epochs=1))
