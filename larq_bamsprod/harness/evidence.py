@@ -179,8 +179,13 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
     summ = summary.summarize(results, reference, metric=metric)
     steps_budget = max((r["history"][-1]["step"] for r in results.values()), default=0)
     sample = next(iter(results.values()))
-    trial_seconds = {opt: sum(t["seconds"] or 0.0 for t in info["trials"])
-                     for opt, info in tune["optimizers"].items()}
+    # Completed trials only: a FAIL trial's seconds run until some worker marks it failed,
+    # which after a killed process includes the time nothing ran.
+    trials = [t for info in tune["optimizers"].values() for t in info["trials"]]
+    trial_seconds = sum(t["seconds"] or 0.0 for t in trials if t["state"] == "COMPLETE")
+    failed = sum(t["state"] == "FAIL" for t in trials)
+    failed_note = (f" ({failed} failed trial{'' if failed == 1 else 's'} not counted)"
+                   if failed else "")
     run_seconds = sum(r.get("startup_seconds", 0.0) + r["train_seconds"] + r["eval_seconds"]
                       + r.get("test_seconds", 0.0) for r in results.values())
     lines += [
@@ -193,8 +198,9 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         f"{_count(sample.get('validation_size'))} held out for validation), "
         f"{tune['trials_per_optimizer']} trials per optimizer, final runs on seeds "
         f"{', '.join(map(str, config['seeds']))}. Compute: "
-        f"{_minutes(sum(trial_seconds.values()))} of trials, {_minutes(run_seconds)} of final "
-        f"runs (sums of per-run seconds). Files: [`{link or entry['dir']}/`]"
+        f"{_minutes(trial_seconds)} of completed trials{failed_note}, "
+        f"{_minutes(run_seconds)} of final runs (sums of per-run seconds). Files: "
+        f"[`{link or entry['dir']}/`]"
         f"({link or entry['dir']}/).",
         "",
         f"Chosen configuration (best final validation {metric.name} of the trials, from the "

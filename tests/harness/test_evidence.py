@@ -135,6 +135,10 @@ def test_graph_tables_by_hand(study):
             "may lie outside the range, so this optimizer may be under-tuned): bamsprod: "
             "learning_rate=0.0123 is in the top 10% of [0.0001, 0.0125] (log scale).") in body
     assert "bop: gamma" not in body
+    # Compute: the 4 completed trials of 60 s (bop's FAIL row is not counted: its seconds run
+    # until a worker marks it failed); final runs 4 x (0.5 + 3 + 1 + 0.5) s.
+    assert ("Compute: 4.0 min of completed trials (1 failed trial not counted), 0.3 min of "
+            "final runs") in body
     # The unfinished graph says so, with its command.
     assert "### Later graph\n\nNot run yet" in body and "larq-bamsprod tune --later" in body
     # Profile over the one finished graph: median steps bamsprod 15, bop 25.
