@@ -186,6 +186,14 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
     failed = sum(t["state"] == "FAIL" for t in trials)
     failed_note = (f" ({failed} failed trial{'' if failed == 1 else 's'} not counted)"
                    if failed else "")
+    # Images: validation is held out of the training split. PTB has its own validation
+    # split, and both counts are of token windows, not examples.
+    if config.get("dataset") == "ptb":
+        data_text = (f"{_count(sample.get('train_size'))} training windows; PTB's own "
+                     f"validation split, {_count(sample.get('validation_size'))} windows")
+    else:
+        data_text = (f"{_count(sample.get('train_size'))} training examples; "
+                     f"{_count(sample.get('validation_size'))} held out for validation")
     run_seconds = sum(r.get("startup_seconds", 0.0) + r["train_seconds"] + r["eval_seconds"]
                       + r.get("test_seconds", 0.0) for r in results.values())
     lines += [
@@ -193,9 +201,7 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         "every seed):", "", "```bash", entry["command"], "```", "",
         f"{entry['when']} Budget: {steps_budget:,} steps per run (batch "
         f"{config['batch_size']}, {config['epochs']} "
-        f"epoch{'' if config['epochs'] == 1 else 's'} of "
-        f"{_count(sample.get('train_size'))} training examples; "
-        f"{_count(sample.get('validation_size'))} held out for validation), "
+        f"epoch{'' if config['epochs'] == 1 else 's'} of {data_text}), "
         f"{tune['trials_per_optimizer']} trials per optimizer, final runs on seeds "
         f"{', '.join(map(str, config['seeds']))}. Compute: "
         f"{_minutes(trial_seconds)} of completed trials{failed_note}, "

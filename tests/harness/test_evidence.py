@@ -200,7 +200,7 @@ def test_incomplete_manifest_entry_one_line(study, capsys):
 def _done_ppl(vals, test, steps=(10, 20, 30)):
     history = [{"step": s, "val_perplexity": v, "train_loss": 5.0, "train_seconds": s / 10,
                 "step_seconds_median": 0.01} for s, v in zip(steps, vals)]
-    return {"history": history,
+    return {"history": history, "train_size": 800, "validation_size": 90,
             "final": {"val_perplexity": vals[-1], "test_perplexity": test},
             "best": {"test_perplexity": test}, "train_seconds": 3.0, "eval_seconds": 1.0}
 
@@ -226,6 +226,10 @@ def test_a_perplexity_graph_reads_lower_as_better(tmp_path):
     entry = {"dir": "lm", "title": "LM", "command": "c", "when": ""}
     body, times = evidence.graph_text(entry, evidence.load_graph(g))
     assert "target = validation perplexity 210.00, the highest of bop" in body
+    # PTB's validation is its own split (not held out of training), counted in windows.
+    assert ("(batch 8, 1 epoch of 800 training windows; PTB's own validation split, "
+            "90 windows)") in body
+    assert "held out" not in body
     assert _row(body.split("Chosen configuration")[1], "bop")[3] == "201.50"
     row = _row(body.split("Final runs")[1], "bamsprod")
     # test: 190, 186 -> mean 188, sd 2.828, half width 12.7062 * 2.828 / sqrt(2) = 25.41;
