@@ -70,6 +70,7 @@ from typing import Callable
 import larq as lq
 import larq_zoo
 import tensorflow as tf
+from larq_zoo.literature.resnet_e import BinaryResNetE18Factory
 
 from larq_bamsprod.harness import tasks
 from larq_bamsprod.harness.rnn import binary_lstm
@@ -302,9 +303,12 @@ _ZOO_NAMES = ("BiRealNet", "BinaryAlexNet", "BinaryDenseNet28", "BinaryDenseNet3
 
 
 def _zoo_model(zoo_name: str, input_shape: tuple[int, int, int], num_classes: int,
-               **kwargs) -> tf.keras.Model:
-    """Build a larq-zoo graph (``weights=None``), resizing inputs below ``ZOO_MIN_INPUT``."""
-    fn = getattr(larq_zoo.literature, zoo_name, None) or getattr(larq_zoo.sota, zoo_name)
+               fn: Callable[..., tf.keras.Model] | None = None, **kwargs) -> tf.keras.Model:
+    """Build a larq-zoo graph (``weights=None``), resizing inputs below ``ZOO_MIN_INPUT``.
+
+    ``fn`` replaces larq-zoo's builder of ``zoo_name`` (same keyword arguments)."""
+    if fn is None:
+        fn = getattr(larq_zoo.literature, zoo_name, None) or getattr(larq_zoo.sota, zoo_name)
     height, width, channels = input_shape
     side = ZOO_MIN_INPUT.get(zoo_name, 0)
     target = (max(height, side), max(width, side))
@@ -340,11 +344,46 @@ def input_note(name: str, input_shape: tuple[int, int, int]) -> str | None:
             f"{target[0]}x{target[1]} (bilinear) inside the model")
 
 
+def binary_resnet_e18(input_shape: tuple[int, int, int], num_classes: int,
+                      width_multiplier: float = 1.0) -> tf.keras.Model:
+    """larq-zoo's ``BinaryResNetE18``, optionally with fewer channels.
+
+    At ``width_multiplier=1.0`` this is ``larq_zoo.literature.BinaryResNetE18`` itself.
+    Otherwise the graph is built by larq-zoo's own ``BinaryResNetE18Factory`` with its
+    four stage widths (64, 128, 256, 512) and its stem (``initial_filters``, 64) times
+    ``width_multiplier``, rounded as ``BinaryResNet34`` rounds them: the same layers,
+    quantizers, constraint, initializers and shortcuts, only narrower. larq-zoo itself has
+    no width argument (its ``initial_filters`` field changes the stem only).
+
+    Args:
+        input_shape: ``(height, width, channels)``; below 32x32 the images are enlarged
+            inside the model (``ZOO_MIN_INPUT``).
+        num_classes: Classes of the softmax output.
+        width_multiplier: Channels of every convolution times this (> 0), e.g. 0.25 for
+            a quarter: about 1/16 of the multiply-adds and the weights.
+    """
+    _check_width_multiplier(width_multiplier)
+    if width_multiplier == 1.0:
+        return _zoo_model("BinaryResNetE18", input_shape, num_classes)
+    widths = [_make_divisible(f * width_multiplier) for f in (64, 128, 256, 512)]
+
+    class _NarrowResNetE18Factory(BinaryResNetE18Factory):
+        @property
+        def spec(self):
+            return [2, 2, 2, 2], widths
+
+    def build(**kwargs) -> tf.keras.Model:
+        return _NarrowResNetE18Factory(initial_filters=widths[0], **kwargs).build()
+
+    return _zoo_model("BinaryResNetE18", input_shape, num_classes, fn=build)
+
+
 MODELS: dict[str, Callable[..., tf.keras.Model]] = {
     "BinaryCNN": binary_cnn,
     "BinaryResNet34": binary_resnet34,
     "BinaryMobileNetV2": binary_mobilenet_v2,
     **{name: functools.partial(_zoo_model, name) for name in _ZOO_NAMES},
+    "BinaryResNetE18": binary_resnet_e18,  # larq-zoo's, with a width_multiplier
     "BinaryLSTM": binary_lstm,  # the language model (tasks.MODEL_TASKS), after the images
 }
 

@@ -152,12 +152,45 @@ def test_binary_mobilenet_v2_width_multiplier_scales_the_channels(built):
     assert model.get_layer("stem_conv").filters == 16
 
 
-@pytest.mark.parametrize("name", ["BinaryMobileNetV2", "BinaryResNet34"])
+@pytest.mark.parametrize("name", ["BinaryMobileNetV2", "BinaryResNet34", "BinaryResNetE18"])
 @pytest.mark.parametrize("value", [0, -0.5, "0.5", True])
 def test_width_multiplier_rejects_values_that_are_not_positive_numbers(name, value):
     with pytest.raises(ValueError, match=f"width_multiplier must be a number > 0, received "
                                          f"width_multiplier={value!r}"):
         build_model(name, (32, 32, 3), 10, width_multiplier=value)
+
+
+def _conv_kernels(model):
+    """(kernel shape, is a larq quantized conv) of every convolution, in layer order."""
+    layers = [layer for layer in model.layers if isinstance(layer, tf.keras.Model)] or [model]
+    return [(tuple(layer.kernel.shape), isinstance(layer, lq.layers.QuantConv2D))
+            for layer in layers[-1].layers if isinstance(layer, tf.keras.layers.Conv2D)]
+
+
+def test_binary_resnet_e18_at_full_width_is_larq_zoos_model(built):
+    import larq_zoo
+
+    ours = built("BinaryResNetE18", (32, 32, 3))
+    zoo = larq_zoo.literature.BinaryResNetE18(input_shape=(32, 32, 3), weights=None,
+                                              num_classes=10)
+    # larq-zoo's published 11,699,368 (1000 classes, 224 px) minus 990 * 513 for the
+    # 10-class head, 7,680 for the 3x3 (not 7x7) stem and 512 for the two batch norms (of
+    # 64 channels, 4 weights each) that only the 224-px stem has
+    assert ours.count_params() == zoo.count_params() == 11_699_368 - 990 * 513 - 7_680 - 512
+    assert _conv_kernels(ours) == _conv_kernels(zoo)
+
+
+def test_binary_resnet_e18_width_multiplier_scales_every_convolution_of_larq_zoos(built):
+    import larq_zoo
+
+    zoo = larq_zoo.literature.BinaryResNetE18(input_shape=(32, 32, 3), weights=None,
+                                              num_classes=10)
+    narrow = built("BinaryResNetE18", (32, 32, 3), width_multiplier=0.25)
+    # larq-zoo's kernels with both channel counts divided by 4, except the RGB input's 3
+    expected = [((h, w, c_in if c_in == 3 else c_in // 4, c_out // 4), binary)
+                for (h, w, c_in, c_out), binary in _conv_kernels(zoo)]
+    assert _conv_kernels(narrow) == expected
+    assert sum(binary for _, binary in expected) == 16  # 16 binary 3x3 convolutions
 
 
 def test_small_input_stems_downsample_8x_and_large_input_stems_32x(built):
