@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model class name (see `larq-bamsprod list`). Default: BinaryCNN")
     c.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",
                    help="argument of the model's builder, e.g. width_multiplier=0.5 for "
-                        "BinaryMobileNetV2 or BinaryResNet34 (repeatable)")
+                        "BinaryMobileNetV2, BinaryResNet34 or BinaryResNetE18 (repeatable)")
     c.add_argument("--dataset", default="fashion_mnist",
                    help="TFDS dataset name, or ptb (Penn Treebank, for --model BinaryLSTM; "
                    "see `larq-bamsprod list`). Default: fashion_mnist")

@@ -16,6 +16,8 @@ Models:
   at 32x32x3; the flattened features grow with the input area).
 * ``BinaryResNet34``: the binary ResNet-34 of the paper's section 5.2 (``width_multiplier``).
 * ``BinaryMobileNetV2``: the binary MobileNetV2 of section 5.2 (``width_multiplier``).
+* ``BinaryResNetE18``: larq-zoo's, with a ``width_multiplier`` it lacks
+  (:func:`binary_resnet_e18`: larq-zoo's own factory, every convolution narrower).
 * ``BinaryLSTM``: the binary 3-layer LSTM language model of section 5.3
   (:func:`larq_bamsprod.harness.rnn.binary_lstm`; ``hidden``, ``embedding``, ``layers``,
   ``seq_len``, ...). It takes windows of token ids, ``input_shape=(seq_len,)``, and
