@@ -21,7 +21,9 @@ Note:
     ``--binary-activations``), ``--seed S`` -> ``--seeds S``, ``--max-train-tokens T`` ->
     ``--train-subset T/seq_len`` (windows), ``--max-eval-tokens T`` -> ``--validation-size``
     and ``--test-subset`` of ``T/seq_len`` windows. It used a constant learning rate, as
-    ``--schedule constant`` here does.
+    ``--schedule constant`` here does. BAMSProd ran with ``lr_decay="sqrt"`` there (the
+    library's default until 2026-12-01, ``None`` since): the ``cpu`` and ``gpu`` settings
+    pass ``--hparam bamsprod.lr_decay=sqrt`` (Algorithm 1, as the paper ran it).
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ import sys
 
 ALL = "bamsprod,bop,adam,amsgrad,adabound,amsbound,sgdm"
 LSTM = ["--model", "BinaryLSTM", "--dataset", "ptb"]
+SQRT = ["--hparam", "bamsprod.lr_decay=sqrt"]  # Algorithm 1's eta / sqrt(t)
 
 SETTINGS = {
     # The former script's defaults: 128 units, windows of 35 tokens, batch 32, 4 epochs.
     "cpu": [*LSTM, "--model-arg", "hidden=128", "--model-arg", "seq_len=35",
-            "--optimizers", ALL, "--epochs", "4", "--batch-size", "32",
+            "--optimizers", ALL, *SQRT, "--epochs", "4", "--batch-size", "32",
             "--schedule", "constant", "--seeds", "0", "--output", "runs/lstm"],
     "quick": [*LSTM, "--model-arg", "hidden=16", "--model-arg", "embedding=16",
               "--model-arg", "seq_len=10", "--optimizers", "bamsprod,bop", "--epochs", "2",
@@ -45,7 +48,7 @@ SETTINGS = {
     # state.
     "gpu": [*LSTM, "--model-arg", "hidden=1150", "--model-arg", "embedding=400",
             "--model-arg", "seq_len=70", "--optimizers", "bamsprod,bop,adam,amsgrad,adabound,sgdm",
-            "--epochs", "250", "--batch-size", "80", "--schedule", "constant",
+            *SQRT, "--epochs", "250", "--batch-size", "80", "--schedule", "constant",
             "--seeds", "0,1,2", "--no-determinism", "--output", "runs/lstm-full"],
 }
 

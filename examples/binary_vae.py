@@ -141,12 +141,15 @@ def negative_elbo(encoder, decoder, x01, eps, training: bool):
 
 # --------------------------------------------------------------------------- optimizers
 def make_sweep_optimizer(name: str, beta_1: float, beta_2: float,
-                         learning_rate: float | None):
-    """``registry.make_optimizer(name)`` with ``beta_1``/``beta_2`` (and the rate) set."""
+                         learning_rate: float | None, lr_decay: str | None = None):
+    """``registry.make_optimizer(name)`` with ``beta_1``/``beta_2`` (and the rate, and
+    for BAMSProd ``lr_decay``) set."""
     params = registry.hyperparameters(name)
     overrides, after = {}, {}
     if learning_rate is not None:
         overrides["learning_rate"] = learning_rate
+    if lr_decay is not None:
+        overrides["lr_decay"] = None if lr_decay == "none" else lr_decay
     for key, value in (("beta_1", beta_1), ("beta_2", beta_2)):
         (overrides if key in params else after)[key] = value
     optimizer = registry.make_optimizer(name, overrides)
@@ -159,6 +162,16 @@ def make_sweep_optimizer(name: str, beta_1: float, beta_2: float,
             )
         setattr(optimizer, key, value)  # legacy optimizers route this to _set_hyper
     return optimizer
+
+
+def _swept_hyperparameters(args) -> dict:
+    """The optimizer's settings as the sweep overrides them (beta_1/beta_2 vary per run)."""
+    hyper = dict(registry.hyperparameters(args.optimizer))
+    if args.learning_rate is not None:
+        hyper["learning_rate"] = args.learning_rate
+    if args.lr_decay is not None:
+        hyper["lr_decay"] = None if args.lr_decay == "none" else args.lr_decay
+    return hyper
 
 
 # --------------------------------------------------------------------------- training
@@ -212,7 +225,8 @@ class Trainer:
         args = self.args
         for model, weights in zip(self.models, self.initial_weights(seed)):
             model.set_weights(weights)
-        optimizer = make_sweep_optimizer(args.optimizer, beta_1, beta_2, args.learning_rate)
+        optimizer = make_sweep_optimizer(args.optimizer, beta_1, beta_2, args.learning_rate,
+                                         args.lr_decay)
         variables = self.variables
 
         @tf.function
@@ -439,6 +453,10 @@ def parse_args(argv=None):
                    "Default: bamsprod")
     p.add_argument("--learning-rate", type=float, default=None,
                    help="override the optimizer's default rate (registry.DEFAULT_HPARAMS)")
+    p.add_argument("--lr-decay", choices=("sqrt", "none"), default=None,
+                   help="BAMSProd's step decay (bamsprod only). Default for bamsprod: sqrt, "
+                   "Algorithm 1's eta/sqrt(t) as in the paper's section 5.1 (and the runs "
+                   "in docs/RESULTS.md); the library's default is none")
     p.add_argument("--beta-1", type=_floats, default=None,
                    help=f"beta_1 values at beta_2={REFERENCE[1]}. Default: "
                    + ",".join(f"{v:g}" for v in BETA_1_SWEEP))
@@ -480,6 +498,10 @@ def parse_args(argv=None):
     if registry.base_name(args.optimizer) not in SWEEPABLE:
         p.error(f"--optimizer {args.optimizer!r} has no beta_1/beta_2 to sweep; choose one "
                 f"of: {', '.join(SWEEPABLE)}")
+    if registry.base_name(args.optimizer) == "bamsprod":
+        args.lr_decay = args.lr_decay or "sqrt"
+    elif args.lr_decay is not None:
+        p.error(f"--lr-decay is BAMSProd's; --optimizer {args.optimizer!r} has none (drop it)")
     return args
 
 
@@ -524,7 +546,7 @@ def main(argv=None) -> dict:
                        "binary": binary},
         "hyperparameters": {k: (v if isinstance(v, (int, float, str, bool, type(None)))
                                 else repr(v))
-                            for k, v in registry.hyperparameters(args.optimizer).items()},
+                            for k, v in _swept_hyperparameters(args).items()},
         "sweeps": sweeps,
         "runs": {},
     }

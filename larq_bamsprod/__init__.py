@@ -23,7 +23,7 @@ from larq_bamsprod import (
 from larq_bamsprod.optimizers import DEFAULTS, BAMSProd
 from larq_bamsprod.update_rule import bamsprod_update
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "BAMSProd",

@@ -19,7 +19,7 @@ made here, and why:
   per-coordinate learning rates that the paper blames for accumulating the STE's
   quantization error are pulled together, while the layer keeps Adam's scale invariance.
   A float ``bound_target=c`` uses one fixed target for every variable; ``None`` skips the
-  projection (AMSGrad with step ``eta / sqrt(t)``).
+  projection (AMSGrad, with the step size set by ``lr_decay``).
 """
 
 from __future__ import annotations

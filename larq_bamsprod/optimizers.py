@@ -27,7 +27,7 @@ DEFAULTS = {
     "epsilon": 1e-7,
     "gamma": 1e-3,
     "bound_target": "mean",
-    "lr_decay": "sqrt",
+    "lr_decay": None,  # Algorithm 1's eta/sqrt(t) is lr_decay="sqrt"; README, "Defaults"
     "bias_correction": True,
 }
 """Default hyperparameters of both BAMSProd classes (see the class docstring for why)."""
@@ -51,7 +51,7 @@ BAMSPROD_DOC = r"""BAMSProd: AMSGrad with a closing projection of the second mom
         c     = bound_target, or mean(v_hat) over the variable if bound_target="mean"
         v_til = clip(v_hat, c * (1 - 1/(gamma*t + 1)), c * (1 + 1/(gamma*t)))
                                                         # skipped if bound_target=None
-        eta_t = learning_rate(t) / sqrt(t)              # learning_rate(t) if lr_decay=None
+        eta_t = learning_rate(t)                        # / sqrt(t) if lr_decay="sqrt"
         eta_t = eta_t * sqrt(1 - beta_2^t) / (1 - b1^t) # only if bias_correction=True
         w     = w - eta_t * m / (sqrt(v_til) + epsilon)
 
@@ -76,10 +76,14 @@ BAMSPROD_DOC = r"""BAMSProd: AMSGrad with a closing projection of the second mom
         (AdaBound's).
       bound_target: ``c``: ``"mean"`` (the mean of ``v_hat`` over each variable,
         recomputed every step), a float ``> 0`` (one fixed target), or ``None`` (no
-        projection: AMSGrad with step ``eta / sqrt(t)``). Defaults to `"mean"`.
-      lr_decay: ``"sqrt"`` for ``eta_t = eta / sqrt(t)`` (Algorithm 1) or ``None`` for
-        ``eta_t = eta``. Defaults to `"sqrt"`. ``None`` was 2.3 to 3.4 points better on
-        every seed of the BinaryCNN ablations (docs/RESULTS.md, section 5).
+        projection: AMSGrad, with step ``eta_t`` as set by ``lr_decay``). Defaults to
+        `"mean"`.
+      lr_decay: ``None`` for ``eta_t = eta`` (decay it with a ``learning_rate``
+        schedule, as with Keras' Adam) or ``"sqrt"`` for Algorithm 1's
+        ``eta_t = eta / sqrt(t)``, on top of any schedule. Defaults to `None`, a
+        departure from the paper: tuned on five binary graphs, every study chose
+        ``None`` (docs/RESULTS.md; README, "Defaults"). ``lr_decay="sqrt"`` restores
+        Algorithm 1's step size (exactly, with ``bias_correction=False``).
       bias_correction: fold Adam's bias corrections into ``eta_t`` (Keras' Adam
         convention; Algorithm 1 has none). Defaults to `True`.
       name: name of the optimizer. Defaults to `"BAMSProd"`.

@@ -56,7 +56,7 @@ class StepScalars(NamedTuple):
     one_minus_beta_1: tf.Tensor  # 1 - beta_1(t), beta_1 already evaluated if a schedule
     one_minus_beta_2: tf.Tensor  # 1 - beta_2: 1e-3 survives bfloat16, 0.999 does not
     epsilon: tf.Tensor
-    step_size: tf.Tensor  # eta_t, with the sqrt(t) decay and bias correction folded in
+    step_size: tf.Tensor  # eta_t, with any sqrt(t) decay and bias correction folded in
     lower_scale: tf.Tensor | None  # c_l(t) / c, or None without projection
     upper_scale: tf.Tensor | None  # c_u(t) / c
     target: tf.Tensor | None  # float bound target c, or None for the adaptive target

@@ -92,7 +92,7 @@ def reference_step(
     epsilon: float = 1e-7,
     gamma: float = 1e-3,
     bound_target: float | str | None = "mean",
-    lr_decay: str | None = "sqrt",
+    lr_decay: str | None = None,  # the documented default; Algorithm 1's is "sqrt"
     bias_correction: bool = True,
     grad_limit: float | None = None,
 ) -> ReferenceState:

@@ -48,9 +48,11 @@ def _plain_callables():
 CONFIGS = (
     ("defaults", {}, True),
     ("float_target", {"learning_rate": 0.05, "bound_target": 0.04, "gamma": 0.1}, True),
-    ("mean_target_no_decay", {"learning_rate": 0.02, "gamma": 0.5, "lr_decay": None}, True),
-    ("no_bias_correction", {"learning_rate": 0.05, "gamma": 0.05, "bias_correction": False},
+    ("mean_target_sqrt_decay", {"learning_rate": 0.02, "gamma": 0.5, "lr_decay": "sqrt"},
      True),
+    # Algorithm 1's step size exactly: eta / sqrt(t), no bias correction
+    ("no_bias_correction_sqrt_decay", {"learning_rate": 0.05, "gamma": 0.05,
+                                       "lr_decay": "sqrt", "bias_correction": False}, True),
     ("no_bound", {"learning_rate": 0.05, "bound_target": None}, True),
     ("keras_schedules", _keras_schedules, True),
     ("plain_callables", _plain_callables, False),

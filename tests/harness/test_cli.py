@@ -183,7 +183,9 @@ def test_ctrl_c_ends_with_one_line_saying_how_to_resume(data_dir, tmp_path):
     import signal
     import time
 
-    argv = _compare_argv(data_dir, tmp_path, "--epochs", "20")
+    # 200 epochs of 2 steps: long enough that a run slowed by a loaded machine is still
+    # running when the signal comes (with 20, one CI-like run under heavy load had finished)
+    argv = _compare_argv(data_dir, tmp_path, "--epochs", "200")
     argv[argv.index("--optimizers") + 1] = "sgdm"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "larq_bamsprod_cli", *argv], env=env,
@@ -192,6 +194,7 @@ def test_ctrl_c_ends_with_one_line_saying_how_to_resume(data_dir, tmp_path):
     deadline = time.monotonic() + 300
     while not history.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

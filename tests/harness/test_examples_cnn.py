@@ -34,6 +34,29 @@ def test_cpu_resnet34_command_runs_the_quarter_width_model_with_a_nodecay_row():
     assert "--hparam bamsprod@nodecay.lr_decay=none" in out
 
 
+@pytest.mark.parametrize("script, flags", [
+    ("binary_cnn_comparison.py", ["--cpu-mobilenetv2"]),
+    ("binary_cnn_comparison.py", ["--cpu-resnet34"]),
+    ("binary_cnn_comparison.py", ["--gpu-resnet34"]),
+    ("ablations.py", []),
+    ("binary_lstm_ptb.py", []),
+    ("binary_lstm_ptb.py", ["--gpu"]),
+])
+def test_documented_commands_keep_algorithm_1s_sqrt_decay_on_every_bamsprod_row(script, flags):
+    # They reproduce tables run when lr_decay="sqrt" was the library's default (or the
+    # paper's settings); the default is None since, so each BAMSProd row must say "sqrt".
+    out = subprocess.run(_script(script, *flags, "--print"), capture_output=True, text=True,
+                         check=True).stdout.split()
+    rows = [name for name in out[out.index("--optimizers") + 1].split(",")
+            if name.startswith("bamsprod")]
+    decays = {value.split("=")[0].rsplit(".", 1)[0]: value.split("=")[1]
+              for flag, value in zip(out, out[1:])
+              if flag == "--hparam" and ".lr_decay=" in value}
+    assert rows and set(decays) == set(rows)
+    assert {row: decays[row] for row in rows if row != "bamsprod@nodecay"} == {
+        row: "sqrt" for row in rows if row != "bamsprod@nodecay"}
+
+
 @pytest.mark.slow
 def test_quick_modes_write_a_table(tmp_path):
     data_dir = synthetic_fmnist.make(tmp_path / "fmnist", n=128)

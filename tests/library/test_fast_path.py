@@ -39,10 +39,10 @@ def _scheduled_beta_1_no_bias():
 
 # The shared table (optimizers_under_test.CONFIGS) plus combinations it does not hold.
 FAST_PATH_CONFIGS = [(name, kwargs) for name, kwargs, _ in CONFIGS] + [
-    ("float_target_plain_steps", {"learning_rate": 0.05, "bound_target": 0.04, "gamma": 0.5,
-                                  "lr_decay": None, "bias_correction": False}),
-    ("no_bound_plain_steps", {"learning_rate": 0.02, "bound_target": None, "lr_decay": None,
-                              "bias_correction": False}),
+    ("float_target_sqrt_no_bias", {"learning_rate": 0.05, "bound_target": 0.04, "gamma": 0.5,
+                                   "lr_decay": "sqrt", "bias_correction": False}),
+    ("no_bound_sqrt_no_bias", {"learning_rate": 0.02, "bound_target": None, "lr_decay": "sqrt",
+                               "bias_correction": False}),
     ("mean_scheduled_beta_1_no_bias", _scheduled_beta_1_no_bias),
 ]
 
@@ -141,7 +141,7 @@ def test_configs_cover_every_option():
         kwargs = kwargs() if callable(kwargs) else kwargs
         target = kwargs.get("bound_target", "mean")
         seen["bound_target"].add("float" if isinstance(target, float) else target)
-        seen["lr_decay"].add(kwargs.get("lr_decay", "sqrt"))
+        seen["lr_decay"].add(kwargs.get("lr_decay"))  # the default is None
         seen["bias_correction"].add(kwargs.get("bias_correction", True))
         seen["beta_1"].add("scheduled" if callable(kwargs.get("beta_1")) else "float")
     assert seen == {"bound_target": {"float", "mean", None}, "lr_decay": {"sqrt", None},

@@ -206,7 +206,8 @@ def test_zero_gradients_for_many_steps_keep_state_finite_and_weights_still(facto
 @CLASSES
 @pytest.mark.parametrize("iterations", [10**7, 2 * 10**8])
 def test_steps_beyond_1e7_match_the_reference_and_stay_finite(factory, iterations):
-    optimizer = factory(learning_rate=0.05, gamma=1e-3)
+    # lr_decay="sqrt": 1/sqrt(t) of a t beyond float32's exact integers is what is tested
+    optimizer = factory(learning_rate=0.05, gamma=1e-3, lr_decay="sqrt")
     var = tf.Variable(W0)
     _step(optimizer, var, GRAD)  # creates the slots and iterations
     optimizer.iterations.assign(iterations)
@@ -216,7 +217,7 @@ def test_steps_beyond_1e7_match_the_reference_and_stay_finite(factory, iteration
     state.iterations = iterations
     for _ in range(3):
         _step(optimizer, var, GRAD)
-        state = reference_step(state, GRAD, learning_rate=0.05, gamma=1e-3)
+        state = reference_step(state, GRAD, learning_rate=0.05, gamma=1e-3, lr_decay="sqrt")
     _assert_all_finite(optimizer, var)
     np.testing.assert_allclose(var.numpy(), state.w, **TOLERANCES["float32"])
     for name, ref in zip(("m", "v", "vhat"), (state.m, state.v, state.v_hat)):

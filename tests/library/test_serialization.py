@@ -105,7 +105,7 @@ def test_keras_serialize_and_deserialize_round_trip(factory):
 @CLASSES
 def test_deserialize_by_registered_name_alone(factory):
     # The form older Keras files and hand-written configs use: no "module" key.
-    optimizer = factory(learning_rate=0.03, lr_decay=None)
+    optimizer = factory(learning_rate=0.03, lr_decay="sqrt")  # a non-default value
     name = tf.keras.utils.get_registered_name(factory)
     restored = tf.keras.optimizers.deserialize(
         {"class_name": name, "config": optimizer.get_config()},
@@ -174,7 +174,7 @@ def test_save_and_load_model_continue_training_exactly(factory, kwargs, fmt, tmp
 def test_formats_without_optimizer_state_restore_its_configuration(factory, fmt, tmp_path):
     kwargs = {"learning_rate": tf.keras.optimizers.schedules.ExponentialDecay(0.05, 1, 0.9),
               "beta_1": tf.keras.optimizers.schedules.InverseTimeDecay(0.9, 1, 1.0),
-              "bound_target": 0.04, "gamma": 0.1, "lr_decay": None}
+              "bound_target": 0.04, "gamma": 0.1, "lr_decay": "sqrt"}  # non-defaults
     x, y = regression_data()
     model = _trained_model(factory, kwargs, x, y)
     path = _save_path(tmp_path, fmt)

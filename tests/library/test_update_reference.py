@@ -201,7 +201,9 @@ def _sparse_inputs(steps: int = 12):
 @pytest.mark.parametrize("factory", OPTIMIZER_CLASSES.values(), ids=OPTIMIZER_CLASSES.keys())
 def test_sparse_gradient_matches_reference_with_densified_gradient(factory, execution_mode):
     # A fixed target: with the adaptive one the step is invariant to the gradient's scale.
-    kwargs = {"learning_rate": 0.05, "bound_target": 0.05, "gamma": 0.2}
+    # "sqrt" keeps float32's accumulated rounding (which grows with the step) within the
+    # shared tolerance; the decay itself is not what this test is about.
+    kwargs = {"learning_rate": 0.05, "bound_target": 0.05, "gamma": 0.2, "lr_decay": "sqrt"}
     w0, slices = _sparse_inputs()
     expected = _reference_trajectory(
         w0, [densify(values, indices, NUM_ROWS) for values, indices in slices], **kwargs
