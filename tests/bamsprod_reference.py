@@ -13,7 +13,7 @@ classes are checked against. Everything is computed in float64.
     v_hat = max(v_hat, v)
     v_til = clip(v_hat, c * (1 - 1/(gamma*t + 1)), c * (1 + 1/(gamma*t)))
                                    # c = bound_target or mean(v_hat); skipped if None
-    eta_t = learning_rate(t - 1) / sqrt(t)             # lr_decay=None: learning_rate(t - 1)
+    eta_t = learning_rate(t - 1)                       # / sqrt(t) if lr_decay="sqrt"
     eta_t *= sqrt(1 - beta_2^t) / (1 - b1^t)           # only if bias_correction
     w     = w - eta_t * m / (sqrt(v_til) + epsilon)
 """
