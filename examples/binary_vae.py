@@ -17,7 +17,8 @@ Real-valued: the two 500x50 heads (mean and log-variance of ``q(z|x)``, fed by t
 hidden activations), the 500x784 output layer producing the Bernoulli logits, batch
 normalisation and biases.
 
-Data: Fashion-MNIST from :mod:`larq_bamsprod.harness.data` (offline), pixels statically binarised
+Data: Fashion-MNIST from :mod:`larq_bamsprod.harness.catalogue.data` (offline), pixels statically
+binarised
 (``pixel > 0.5`` on the [0, 1] scale), Bernoulli likelihood. The reported loss is the
 negative ELBO in nats per image (single-sample estimate, summed over the 784 pixels, plus
 the analytic KL term); "training loss" of an epoch is the mean over its mini-batches
@@ -62,7 +63,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from larq_bamsprod.harness import registry
+from larq_bamsprod.harness.catalogue import registry
 from larq_bamsprod.harness.files import write_json_atomic, write_text_atomic
 
 BETA_1_SWEEP = (0.0, 0.5, 0.8, 0.9, 0.99)  # at beta_2 = REFERENCE[1]
@@ -85,7 +86,7 @@ PIXELS = 784
 # --------------------------------------------------------------------------- data
 def load_binarized(split: str, subset: int | None, data_dir: str | None = None) -> np.ndarray:
     """Fashion-MNIST ``split`` as float32 {0, 1} of shape (n, 784), in the stored order."""
-    from larq_bamsprod.harness import data
+    from larq_bamsprod.harness.catalogue import data
 
     ds = data.load("fashion_mnist", split, batch_size=10_000, shuffle=False, subset=subset,
                    data_dir=data_dir)
@@ -452,7 +453,7 @@ def parse_args(argv=None):
                    help=f"one of {', '.join(SWEEPABLE)} (variants base@label). "
                    "Default: bamsprod")
     p.add_argument("--learning-rate", type=float, default=None,
-                   help="override the optimizer's default rate (registry.DEFAULT_HPARAMS)")
+                   help="override the optimizer's default rate (its registry entry's defaults)")
     p.add_argument("--lr-decay", choices=("sqrt", "none"), default=None,
                    help="BAMSProd's step decay (bamsprod only). Default for bamsprod: sqrt, "
                    "Algorithm 1's eta/sqrt(t) as in the paper's section 5.1 (and the runs "

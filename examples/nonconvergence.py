@@ -2,10 +2,11 @@
 
 Reproduces section 3 (Theorems 1-2) of Liu et al. (CVPR 2020 workshops) with the real
 optimizer classes: Keras' legacy ``SGD``, ``Adam``, ``Adam(amsgrad=True)``,
-``larq_bamsprod.legacy.BAMSProd`` and ``larq_bamsprod.harness.adabound.AdaBound``/``AMSBound``, all
+``larq_bamsprod.legacy.BAMSProd`` and
+``larq_bamsprod.harness.catalogue.adabound.AdaBound``/``AMSBound``, all
 with ``beta_1 = 0``, the problem's ``beta_2`` and step ``0.1 / sqrt(t)``, each on one scalar
 ``tf.Variable`` projected onto ``[-1, 1]`` after every step. The problems, the settings
-and why they are what they are: :mod:`larq_bamsprod.harness.convex`.
+and why they are what they are: :mod:`larq_bamsprod.harness.experiments.convex`.
 
 Examples::
 
@@ -33,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from larq_bamsprod.harness import convex
+from larq_bamsprod.harness.experiments import convex
 from larq_bamsprod.harness.files import write_json_atomic
 
 PROBLEMS = {"reddi": convex.reddi_problem, "binary": convex.binary_problem}

@@ -2,9 +2,14 @@
 
 # isort: off
 import larq_bamsprod  # noqa: F401  (must precede every TensorFlow import)
+import sys
+from pathlib import Path
+
 import pytest
 import tensorflow as tf
 # isort: on
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))  # the tests' helpers
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 Each class has a fixed random 28x28 template; an example is its class template plus noise,
 so a small model can learn it in a few steps. The files are written the way Debian ships
 Fashion-MNIST (IDX in gzip) and TFDS builds ``fashion_mnist`` from them through
-``larq_bamsprod.harness.data.prepare`` (checksums off: these are not the real files).
+``larq_bamsprod.harness.catalogue.data.prepare`` (checksums off: these are not the real files).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from larq_bamsprod.harness import data
+from larq_bamsprod.harness.catalogue import data
 
 
 def _idx(array: np.ndarray) -> bytes:

@@ -9,8 +9,8 @@ import sys
 import time
 
 import larq_bamsprod  # noqa: F401  (before TensorFlow)
-from larq_bamsprod.harness import tune
-from larq_bamsprod.harness.config import CompareConfig
+from larq_bamsprod.harness.experiments import tune
+from larq_bamsprod.harness.experiments.config import CompareConfig
 
 storage, output, trials, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 

@@ -65,7 +65,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from larq_bamsprod.harness import config, registry
+    from larq_bamsprod.harness.catalogue import registry
+    from larq_bamsprod.harness.experiments import config
 
     parser = _Parser(
         prog="larq-bamsprod",
@@ -83,20 +84,28 @@ def build_parser() -> argparse.ArgumentParser:
         "weights on identical batches; write results.{md,csv,json}, curves.png and "
         "TensorBoard logs to --output. Re-running the same command resumes.",
     )
-    c.add_argument("--model", default="BinaryCNN",
-                   help="model class name (see `larq-bamsprod list`). Default: BinaryCNN")
+    c.add_argument("--workload", default=None, metavar="MODULE:NAME",
+                   help="your own graph: a larq_bamsprod.harness.Workload (or a zero-argument "
+                   "function returning one) named NAME in module MODULE (importable from the "
+                   "current folder or PYTHONPATH) or in a file (path/to/file.py:NAME); "
+                   "replaces --model, --dataset and --model-arg. See README, 'Compare on "
+                   "your own model'")
+    c.add_argument("--model", default=None,
+                   help="built-in model class name (see `larq-bamsprod list`). "
+                   "Default: BinaryCNN")
     c.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",
                    help="argument of the model's builder, e.g. width_multiplier=0.5 for "
                         "BinaryMobileNetV2, BinaryResNet34 or BinaryResNetE18 (repeatable)")
-    c.add_argument("--dataset", default="fashion_mnist",
-                   help="TFDS dataset name, or ptb (Penn Treebank, for --model BinaryLSTM; "
-                   "see `larq-bamsprod list`). Default: fashion_mnist")
+    c.add_argument("--dataset", default=None,
+                   help="built-in dataset: a TFDS image dataset of `larq-bamsprod list`, or "
+                   "ptb (Penn Treebank, for --model BinaryLSTM). Default: fashion_mnist")
     c.add_argument("--optimizers", default=",".join(registry.COMPARED_BY_DEFAULT),
                    help="comma list from: " + ",".join(registry.OPTIMIZER_NAMES)
                    + " (case-insensitive). Default: " + ",".join(registry.COMPARED_BY_DEFAULT))
     c.add_argument("--epochs", type=_positive_int, default=5, help="Default: 5")
-    c.add_argument("--batch-size", type=_positive_int, default=128,
-                   help="global batch size. Default: 128")
+    c.add_argument("--batch-size", type=_positive_int, default=None,
+                   help="global batch size. Default: the workload's (128 for the built-in "
+                   "ones)")
     c.add_argument("--seeds", type=_int_list, default=[0], help="e.g. 0,1,2. Default: 0")
     c.add_argument("--output", default="runs/compare", help="Default: runs/compare")
     c.add_argument("--steps-per-epoch", type=_positive_int, default=None,
@@ -169,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--data-dir", default=None, help="TFDS data_dir to look in (default: "
                      "TFDS_DATA_DIR or ~/tensorflow_datasets)")
     _add_tune_parser(sub, c)
-    from larq_bamsprod.harness import evidence
+    from larq_bamsprod.harness.reports import evidence
 
     e = sub.add_parser("evidence", help="regenerate RESULTS.md's tables of the tuned "
                        "comparisons from the committed files (--check: compare only)",
@@ -185,7 +194,8 @@ def _add_tune_parser(sub, compare_parser: argparse.ArgumentParser) -> None:
         help="tune every optimizer with the same number of trials (Optuna), then compare "
         "the best configurations over --seeds",
         description="Give every optimizer exactly --trials trials over one search space "
-        "(larq_bamsprod/harness/tune.py, SEARCH_SPACES), each trained for the comparison's "
+        "(each optimizer's entry in larq_bamsprod/harness/catalogue/registry.py), each "
+        "trained for the comparison's "
         "step budget and scored on held-out validation accuracy (perplexity, minimized, for "
         "--dataset ptb); then run the best "
         "configuration of each over --seeds as `compare` does. Several processes may share "
@@ -259,6 +269,30 @@ def _model_args(items: list[str]) -> dict:
     return parsed
 
 
+def _workload(args):
+    """The workload of ``compare``/``tune``: ``--workload``'s, or the built-in one of
+    ``--model``/``--dataset``; the size flags applied to it."""
+    sizes = {"batch_size": args.batch_size, "validation_size": args.validation_size,
+             "train_subset": args.train_subset, "test_subset": args.test_subset}
+    if args.workload is not None:
+        given = [flag for flag, value in (
+            ("--model", args.model), ("--dataset", args.dataset),
+            ("--model-arg", args.model_arg), ("--image-size", args.image_size),
+            ("--augment", args.augment), ("--data-dir", args.data_dir)) if value]
+        if given:
+            raise ValueError(f"--workload brings its own model and data; drop "
+                             f"{', '.join(given)} (or drop --workload to use a built-in graph)")
+        from larq_bamsprod.harness.workload import load_workload
+
+        return load_workload(args.workload, "--workload").replace(**sizes)
+    from larq_bamsprod.harness.catalogue.workloads import BuiltinWorkload
+
+    return BuiltinWorkload(
+        args.model or "BinaryCNN", args.dataset or "fashion_mnist",
+        _model_args(args.model_arg), image_size=args.image_size, augment=args.augment,
+        data_dir=args.data_dir, **{k: v for k, v in sizes.items() if v is not None})
+
+
 def _compare_config(args, tuned: bool = False):
     """Check every input before anything is written or trained (ValueError names the bad one).
 
@@ -267,134 +301,46 @@ def _compare_config(args, tuned: bool = False):
     settings that must match and not on hyperparameters (the comparison checks those once
     the configuration is chosen).
 
-    Order: the settings themselves; the output folder; the model arguments; the settings
-    recorded in the output folder by an earlier run; the dataset (prepared now, or how to
-    get it); every optimizer, built as training will build it.
+    The settings themselves are checked here, the rest by :func:`compare.check`.
     """
-    from larq_bamsprod.harness import compare, models, registry
+    from larq_bamsprod.harness.catalogue import registry
+    from larq_bamsprod.harness.experiments import compare
 
     cfg = compare.CompareConfig(
-        model=models.registered_name(args.model),
-        model_args=_model_args(args.model_arg),
-        dataset=args.dataset,
+        workload=_workload(args),
         optimizers=registry.parse_optimizer_list(args.optimizers),
         epochs=args.epochs,
-        batch_size=args.batch_size,
         seeds=args.seeds,
         output=args.output,
         steps_per_epoch=args.steps_per_epoch,
-        train_subset=args.train_subset,
-        test_subset=args.test_subset,
         schedule=args.schedule,
         hparams=registry.parse_overrides(args.hparam),
         mixed_precision=args.mixed_precision,
         distribute=args.distribute,
-        data_dir=args.data_dir,
-        image_size=args.image_size,
-        augment=args.augment,
         deterministic=not args.no_determinism,
         verbose=args.verbose,
-        validation_size=args.validation_size,
         eval_every=args.eval_every,
         reference=args.reference,
         target=args.target,
     )
-    _check_output(cfg.output)
-    _check_model_args(cfg)
-    # A text corpus' --validation-size takes the first N windows of its validation split.
-    if cfg.validation_size is not None and not _is_text(cfg.dataset):
-        from larq_bamsprod.harness import data  # cheap: published or recorded split sizes
-
-        info = data.get_info(cfg.dataset)
-        n = data.cardinality(cfg.dataset, info.train_split, data_dir=cfg.data_dir)
-        if cfg.validation_size >= n:
-            raise ValueError(f"--validation-size must be smaller than the training split of "
-                             f"{cfg.dataset} ({n} examples), received {cfg.validation_size}")
-    compare.check_resumable(cfg, hyperparameters=not tuned)
-    steps = _check_data(cfg)  # may build or download the dataset: after the cheap checks
-    _check_optimizers(cfg, cfg.epochs * steps)
+    compare.check(cfg, hyperparameters=not tuned)
     return cfg
 
 
-def _check_output(output: str) -> None:
-    from larq_bamsprod.harness.files import check_writable_folder
-
-    check_writable_folder(output, "--output")
-
-
 def _is_text(dataset: str) -> bool:
-    from larq_bamsprod.harness import tasks
+    from larq_bamsprod.harness.catalogue import workloads
 
-    return tasks.dataset_task(dataset) == tasks.LANGUAGE_MODELLING
-
-
-def _check_data(cfg) -> int:
-    """Prepare the dataset now (DatasetUnavailableError says how to get it); steps/epoch."""
-    from larq_bamsprod.harness import data, models
-
-    info = data.get_info(cfg.dataset)
-    if info.task != "classification":
-        data.prepare(cfg.dataset)
-        seq_len = models.model_arg(cfg.model, cfg.model_args, "seq_len")
-        n_train = len(data.ptb_windows(info.train_split, seq_len)[0])
-        if cfg.train_subset is not None:
-            n_train = min(n_train, cfg.train_subset)
-        return cfg.steps_per_epoch or max(n_train // cfg.batch_size, 1)
-    data.prepare(cfg.dataset, data_dir=cfg.data_dir)
-    n_split = data.cardinality(cfg.dataset, info.train_split, data_dir=cfg.data_dir)
-    validation_size = cfg.validation_size or data.default_validation_size(n_split)
-    if validation_size >= n_split:
-        raise ValueError(f"--validation-size must be smaller than the training split of "
-                         f"{cfg.dataset} ({n_split} examples), received {validation_size}")
-    n_train = n_split - validation_size  # training.load_data holds these out
-    if cfg.train_subset is not None:
-        n_train = min(n_train, cfg.train_subset)
-    return cfg.steps_per_epoch or max(n_train // cfg.batch_size, 1)
-
-
-def _check_optimizers(cfg, total_steps: int) -> None:
-    """Build every optimizer as training will (schedule included), so that the optimizers'
-    own checks run now."""
-    from larq_bamsprod.harness import registry, training
-
-    for name in cfg.optimizers:
-        try:
-            registry.make_optimizer(name, cfg.hparams.get(name),
-                                    training.schedule_shape(cfg.schedule, total_steps))
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"optimizer {name} (set with --hparam {name}.NAME=VALUE): "
-                             f"{err}") from err
-
-
-def _check_model_args(cfg) -> None:
-    if not cfg.model_args:
-        return
-    # Values are checked by the builder itself: build once on a small input, now.
-    import tensorflow as tf
-
-    from larq_bamsprod.harness import models, tasks
-
-    shape = (32, 32, 3)
-    if tasks.model_task(cfg.model) == tasks.LANGUAGE_MODELLING:
-        shape = (models.model_arg(cfg.model, cfg.model_args, "seq_len"),)
-    try:
-        models.build_model(cfg.model, shape, 10, **cfg.model_args)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"--model-arg: {err}") from err
-    finally:
-        tf.keras.backend.clear_session()
+    return workloads.dataset_task(dataset) == workloads.LANGUAGE_MODELLING
 
 
 def _list(args) -> int:
-    from larq_bamsprod.harness import data, models, registry, tasks, zoo
+    from larq_bamsprod.harness.catalogue import data, registry, workloads
+    from larq_bamsprod.harness.experiments import zoo
 
-    print("models (inputs smaller than the side given are enlarged inside the model):")
-    for name in models.MODELS:
-        side = models.ZOO_MIN_INPUT.get(name)
-        if tasks.model_task(name) == tasks.LANGUAGE_MODELLING:
-            print(f"  {name:<24}language model: windows of token ids (--dataset ptb)")
-            continue
-        print(f"  {name:<24}" + (f"min input {side}x{side}" if side else "any input size"))
+    print("built-in models, --model NAME (inputs smaller than the side given are enlarged "
+          "inside the model; your own model and data: --workload MODULE:NAME):")
+    for name, task, inputs in workloads.registered():
+        print(f"  {name:<24}" + (f"{task}: {inputs}" if task == "language model" else inputs))
     data_dir = args.data_dir or data.default_data_dir()
     print(f"datasets (TFDS data_dir {data_dir}; change with --data-dir):")
     for name in sorted(data.DATASETS):
@@ -407,7 +353,7 @@ def _list(args) -> int:
 def _recipe_hparams(optimizer: str, items: list[str]) -> dict:
     """``--hparam`` items of ``recipe``: ``OPT.NAME=VALUE`` as for compare, with OPT the
     ``--optimizer``, or ``NAME=VALUE`` for short."""
-    from larq_bamsprod.harness import registry
+    from larq_bamsprod.harness.catalogue import registry
 
     if not items:
         return {}
@@ -429,7 +375,7 @@ def _recipe(args):
     """Check the inputs of ``recipe``; return the function that runs it."""
     import os
 
-    from larq_bamsprod.harness import zoo
+    from larq_bamsprod.harness.experiments import zoo
     from larq_bamsprod.harness.files import check_writable_folder
 
     name = zoo.canonical_recipe(args.recipe)
@@ -480,7 +426,7 @@ def _compare(args):
     cfg = _compare_config(args)
 
     def run() -> int:
-        from larq_bamsprod.harness import compare
+        from larq_bamsprod.harness.experiments import compare
 
         compare.run_comparison(cfg, log=lambda msg: print(msg, flush=True))
         return 0
@@ -491,32 +437,31 @@ def _compare(args):
 def _tune(args):
     """Check the inputs of ``tune`` (search space and storage first, then what ``compare``
     checks); return the function that runs it."""
-    from larq_bamsprod.harness import tune
-
     try:
         import optuna  # noqa: F401
     except ImportError:
         raise ValueError("tune needs optuna, which is not installed; install the harness "
                          "extra: pip install 'larq-bamsprod[harness]'") from None
-    from larq_bamsprod.harness import registry
+    from larq_bamsprod.harness.catalogue import registry, search_space
+    from larq_bamsprod.harness.experiments import studies, tune
 
-    space = tune.parse_space(args.space)
+    space = search_space.parse_space(args.space)
     optimizers = registry.parse_optimizer_list(args.optimizers)
     unknown = sorted(set(space) - set(optimizers))
     if unknown:
         raise ValueError(f"--space names {', '.join(unknown)}, which --optimizers does not "
                          f"tune ({', '.join(optimizers)})")
     if args.storage is not None:
-        tune.check_storage_url(args.storage)
+        studies.check_storage_url(args.storage)
         if not args.storage.startswith(("journal:", "sqlite:")):
-            tune.open_storage(args.storage)  # a database server: reachable, driver present
+            studies.open_storage(args.storage)  # a database server: reachable, driver present
     cfg = tune.TuneConfig(
         compare=_compare_config(args, tuned=True),
         trials=args.trials,
         storage=args.storage,
         space=space,
         sampler_seed=args.sampler_seed,
-        stale_after=args.stale_after or tune.DEFAULT_STALE_AFTER,
+        stale_after=args.stale_after or studies.DEFAULT_STALE_AFTER,
         rerun=not args.no_rerun,
     )
 
@@ -579,11 +524,11 @@ def _main(args) -> int:
     if args.command == "list":
         return _list(args)
     if args.command == "evidence":
-        from larq_bamsprod.harness import evidence
+        from larq_bamsprod.harness.reports import evidence
 
         return evidence.run(args, "larq-bamsprod evidence")
-    from larq_bamsprod.harness.config import ResumeError
-    from larq_bamsprod.harness.data import DatasetUnavailableError
+    from larq_bamsprod.harness.catalogue.data import DatasetUnavailableError
+    from larq_bamsprod.harness.experiments.config import ResumeError
 
     prog = f"larq-bamsprod {args.command}"
     try:

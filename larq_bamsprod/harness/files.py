@@ -39,6 +39,12 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
     return json.loads(path.read_text())
 
 
+def as_json(value: Any) -> Any:
+    """``value`` as it reads back from a JSON file: tuples become lists, keys strings, and
+    anything JSON cannot hold its ``repr``. Compare recorded settings through it."""
+    return json.loads(json.dumps(value, default=repr))
+
+
 def _jsonable(obj):
     value = plain(obj)  # NumPy scalars and arrays, as the optimizers' get_config cleans them
     if value is obj:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from larq_bamsprod.harness.adabound import AdaBound, AMSBound
+from larq_bamsprod.harness.catalogue.adabound import AdaBound, AMSBound
 
 OPTIMIZERS_UNDER_TEST = [
     # (class, constructor kwargs); the generic tests run every row.

@@ -206,7 +206,7 @@ def test_ctrl_c_ends_with_one_line_saying_how_to_resume(data_dir, tmp_path):
 
 
 def test_input_note_names_the_model_the_sizes_and_nothing_for_native_inputs():
-    from larq_bamsprod.harness import models
+    from larq_bamsprod.harness.catalogue import models
 
     assert models.input_note("quicknetsmall", (28, 28, 1)) == (
         "QuickNetSmall needs inputs of at least 32x32: the 28x28 images are enlarged to "

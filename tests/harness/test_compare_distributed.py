@@ -29,7 +29,8 @@ LAUNCH = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * int(sys.argv[1]))
-    from larq_bamsprod.harness import cli, models
+    from larq_bamsprod.harness import cli
+    from larq_bamsprod.harness.catalogue import models
 
     def dense_no_batch_norm(input_shape, num_classes):
         # Test-only: no batch statistics, so replicas compute exactly the single-device step.

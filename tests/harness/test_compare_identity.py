@@ -1,6 +1,7 @@
 """What a rerun into an existing ``--output`` may change: runs are identified by every
 setting that changes what they compute, hyperparameters included (config.py)."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -9,18 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from larq_bamsprod.harness import config
+from larq_bamsprod.harness.catalogue import registry
+from larq_bamsprod.harness.experiments import config
 from larq_bamsprod.harness.files import write_json_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import synthetic_fmnist  # noqa: E402
+from configs import builtin_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _recorded(tmp_path, **settings):
     """An output folder as compare leaves it for ``settings``."""
-    cfg = config.CompareConfig(output=str(tmp_path), **settings)
+    cfg = builtin_config(output=str(tmp_path), **settings)
     write_json_atomic(tmp_path / "config.json",
                       {**cfg.to_json(),
                        "hyperparameters": config.resolved_hyperparameters(cfg)})
@@ -29,7 +32,7 @@ def _recorded(tmp_path, **settings):
 
 def _refusal(tmp_path, **settings):
     with pytest.raises(ValueError, match="holds a comparison with different settings") as err:
-        config.check_resumable(config.CompareConfig(output=str(tmp_path), **settings))
+        config.check_resumable(builtin_config(output=str(tmp_path), **settings))
     return str(err.value)
 
 
@@ -46,11 +49,11 @@ def test_tune_checks_a_finished_comparison_on_settings_not_hyperparameters(tmp_p
     or to re-report) is checked on the settings only; a changed setting is still refused."""
     _recorded(tmp_path, optimizers=["bamsprod", "bop"],
               hparams={"bamsprod": {"learning_rate": 0.0055, "lr_decay": None}})
-    config.check_resumable(config.CompareConfig(output=str(tmp_path),
+    config.check_resumable(builtin_config(output=str(tmp_path),
                                                 optimizers=["bamsprod", "bop"]),
                            hyperparameters=False)
     with pytest.raises(ValueError, match="batch_size"):
-        config.check_resumable(config.CompareConfig(output=str(tmp_path), batch_size=64,
+        config.check_resumable(builtin_config(output=str(tmp_path), batch_size=64,
                                                     optimizers=["bamsprod", "bop"]),
                                hyperparameters=False)
     _refusal(tmp_path, optimizers=["bamsprod", "bop"])  # compare itself still refuses
@@ -58,7 +61,7 @@ def test_tune_checks_a_finished_comparison_on_settings_not_hyperparameters(tmp_p
 
 def test_an_override_equal_to_the_default_is_the_same_run(tmp_path):
     _recorded(tmp_path, optimizers=["bamsprod"])
-    config.check_resumable(config.CompareConfig(
+    config.check_resumable(builtin_config(
         output=str(tmp_path), optimizers=["bamsprod"],
         hparams={"bamsprod": {"learning_rate": 0.01}}))
 
@@ -66,16 +69,15 @@ def test_an_override_equal_to_the_default_is_the_same_run(tmp_path):
 def test_a_changed_default_counts_as_a_change(tmp_path, monkeypatch):
     # Resolved values are recorded, so a new library default cannot slip into old runs.
     _recorded(tmp_path, optimizers=["adam"])
-    from larq_bamsprod.harness import registry
-
-    monkeypatch.setitem(registry.DEFAULT_HPARAMS, "adam",
-                        {**registry.DEFAULT_HPARAMS["adam"], "learning_rate": 3e-4})
+    adam = registry.REGISTRY["adam"]
+    monkeypatch.setitem(registry.REGISTRY, "adam", dataclasses.replace(
+        adam, defaults={**adam.defaults, "learning_rate": 3e-4}))
     assert "adam.learning_rate: 0.001 -> 0.0003" in _refusal(tmp_path, optimizers=["adam"])
 
 
 def test_seeds_and_optimizers_may_be_added(tmp_path):
     _recorded(tmp_path, optimizers=["bamsprod"], seeds=[0])
-    config.check_resumable(config.CompareConfig(
+    config.check_resumable(builtin_config(
         output=str(tmp_path), optimizers=["bamsprod", "adam"], seeds=[0, 1],
         hparams={"adam": {"learning_rate": 0.1}}))
 
@@ -93,15 +95,15 @@ def test_other_changes_are_refused(tmp_path, change, expected):
 
 def test_epochs_may_grow_with_the_constant_schedule(tmp_path):
     _recorded(tmp_path, schedule="constant")
-    config.check_resumable(config.CompareConfig(output=str(tmp_path), schedule="constant",
+    config.check_resumable(builtin_config(output=str(tmp_path), schedule="constant",
                                                 epochs=8))
 
 
 def test_folders_from_before_the_record_are_checked_against_done_json(tmp_path):
-    cfg = config.CompareConfig(output=str(tmp_path), optimizers=["sgdm"])
+    cfg = builtin_config(output=str(tmp_path), optimizers=["sgdm"])
     write_json_atomic(tmp_path / "config.json", cfg.to_json())  # no "hyperparameters"
     write_json_atomic(tmp_path / "runs" / "sgdm-seed0" / "done.json",
-                      {"history": [], "hyperparameters": config.describe_hparams(cfg, "sgdm")})
+                      {"history": [], "hyperparameters": registry.describe("sgdm")})
     assert "sgdm.momentum: 0.9 -> 0.5" in _refusal(
         tmp_path, optimizers=["sgdm"], hparams={"sgdm": {"momentum": 0.5}})
 

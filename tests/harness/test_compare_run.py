@@ -217,7 +217,7 @@ def test_model_args_are_recorded_and_count_as_a_fairness_setting(data_dir, tmp_p
     # The argument reached the builder: the saved initial weights are width 0.35's.
     import h5py
 
-    from larq_bamsprod.harness import models
+    from larq_bamsprod.harness.catalogue import models
 
     with h5py.File(tmp_path / "init" / "seed0.weights.h5") as f:
         saved = []

@@ -4,8 +4,10 @@ time to target, speed-ups, paired 95% intervals, verdicts, and the tables."""
 import math
 
 import pytest
+from configs import builtin_config
 
-from larq_bamsprod.harness import compare, report, stats, summary
+from larq_bamsprod.harness.experiments import compare
+from larq_bamsprod.harness.reports import stats, summary, tables
 
 
 def _rows(val_accuracies, steps=(10, 20, 30)):
@@ -129,7 +131,7 @@ def test_one_seed_gives_no_verdict():
 
 
 def test_markdown_table_states_rule_and_verdicts():
-    text = report.results_markdown(summary.summarize(RESULTS, "bop", target=0.8))
+    text = tables.results_markdown(summary.summarize(RESULTS, "bop", target=0.8))
     lines = [line for line in text.splitlines() if line.startswith("| ")]
     assert len(lines) == 5  # header + 4 optimizers
     # val finals .86 .82 .91: mean 86.33, sd 4.51; test .80 .85 .92: mean 85.67, sd 6.03
@@ -140,7 +142,7 @@ def test_markdown_table_states_rule_and_verdicts():
 
 
 def test_csv_has_header_and_rows():
-    text = report.results_csv(summary.summarize(RESULTS, "bop", target=0.8))
+    text = tables.results_csv(summary.summarize(RESULTS, "bop", target=0.8))
     header, *rows = text.strip().splitlines()
     assert header.startswith("optimizer,")
     assert [r.split(",")[0] for r in rows] == ["bop", "bamsprod", "adam", "sgdm"]
@@ -164,7 +166,7 @@ def test_csv_has_header_and_rows():
 )
 def test_bad_config_raises_naming_the_field(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        compare.CompareConfig(**kwargs)
+        builtin_config(**kwargs)
 
 
 def test_reference_defaults_to_bop_else_the_first_optimizer():
@@ -172,8 +174,15 @@ def test_reference_defaults_to_bop_else_the_first_optimizer():
     assert compare.CompareConfig(optimizers=["adam", "sgdm"]).reference_name == "adam"
 
 
+def test_a_seed_or_an_optimizer_named_twice_is_refused():
+    with pytest.raises(ValueError, match=r"seeds names a seed twice \(\[0, 0\]\)"):
+        compare.CompareConfig(seeds=[0, 0])
+    with pytest.raises(ValueError, match="optimizers names one optimizer twice"):
+        compare.CompareConfig(optimizers=["adam", "Adam"])
+
+
 def test_evaluation_points_about_twenty_and_the_last_step():
-    from larq_bamsprod.harness.training import evaluation_steps
+    from larq_bamsprod.harness.runner.training import evaluation_steps
 
     assert evaluation_steps(279, None) == list(range(14, 279, 14)) + [279]
     assert evaluation_steps(8, None) == list(range(1, 9))

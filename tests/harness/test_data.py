@@ -1,9 +1,10 @@
-"""Tests for larq_bamsprod.harness.data: header restoration, the TFDS build path and the loader.
+"""Tests for larq_bamsprod.harness.catalogue.data: header restoration, the TFDS build path and the
+loader.
 
 The synthetic Fashion-MNIST is written in the real formats: IDX files of the real sizes
 (60000 / 10000 images, only the first few non-zero so they compress fast), gzipped the way
 Debian ships them (no stored name, another mtime). TFDS then builds ``fashion_mnist`` from
-them through ``larq_bamsprod.harness.data.prepare``, generating only the first examples
+them through ``larq_bamsprod.harness.catalogue.data.prepare``, generating only the first examples
 (``max_examples_per_split``); the references are the NumPy arrays written.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import larq_bamsprod.harness.data as data
+import larq_bamsprod.harness.catalogue.data as data
 
 N_TRAIN, N_TEST = 60_000, 10_000
 N_BUILT = 48  # examples per split that TFDS generates from the synthetic files
@@ -225,7 +226,7 @@ def test_same_seed_gives_the_same_order_in_another_process(synthetic):
     # TensorFlow's global seed enters the order too (module docstring); earlier tests in
     # this process may have set it, so both sides set the same one.
     script = textwrap.dedent(f"""
-        import larq_bamsprod.harness.data as data
+        import larq_bamsprod.harness.catalogue.data as data
         import tensorflow as tf
         tf.keras.utils.set_random_seed(123)
         ds = data.load("fashion_mnist", "train", batch_size=8, shuffle=True, seed=11,
@@ -340,9 +341,10 @@ def test_unreachable_host_counts_as_unavailable():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"batch_size": 0}, "batch_size must be >= 1, received batch_size=0"),
-    ({"batch_size": 8, "subset": 0}, "subset must be >= 1, received subset=0"),
-    ({"batch_size": 8, "image_size": -2}, "image_size must be >= 1, received image_size=-2"),
+    ({"batch_size": 0}, "batch_size must be a positive integer, received batch_size=0"),
+    ({"batch_size": 8, "subset": 0}, "subset must be a positive integer, received subset=0"),
+    ({"batch_size": 8, "image_size": -2},
+     "image_size must be a positive integer, received image_size=-2"),
 ])
 def test_invalid_arguments_are_named(kwargs, message, tmp_path):
     with pytest.raises(ValueError, match=message):

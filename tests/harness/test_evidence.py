@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from larq_bamsprod.harness import evidence
+from larq_bamsprod.harness.reports import evidence
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_committed_results_tables_equal_the_scripts_output():
     """Every table between RESULTS.md's evidence markers comes from the committed files."""
     proc = subprocess.run(
-        [sys.executable, "-m", "larq_bamsprod.harness.evidence", "--check"],
+        [sys.executable, "-m", "larq_bamsprod.harness.reports.evidence", "--check"],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from larq_bamsprod.harness.rnn import BinaryLSTMCell
+from larq_bamsprod.harness.catalogue.rnn import BinaryLSTMCell
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import synthetic_fmnist  # noqa: E402

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from larq_bamsprod.harness import cli, data, report, stats, summary, tasks
+from larq_bamsprod.harness import cli, metrics
+from larq_bamsprod.harness.catalogue import data
+from larq_bamsprod.harness.reports import stats, summary, tables
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cli_errors import one_error_line  # noqa: E402
@@ -19,7 +21,7 @@ from cli_errors import one_error_line  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
        "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-PPL = tasks.PERPLEXITY
+PPL = metrics.PERPLEXITY
 
 
 def _rows(val_perplexities, steps=(10, 20, 30)):
@@ -120,14 +122,14 @@ def test_verdict_direction_is_an_argument_and_accuracy_keeps_its_own():
 def test_best_checkpoint_is_the_lowest_validation_perplexity_first_of_equal_ones():
     rows = _rows([300, 200, 200, 250], steps=(1, 2, 3, 4))
     assert PPL.best_row(rows)["step"] == 2
-    assert tasks.ACCURACY.best_row([{"val_accuracy": a, "step": i}
+    assert metrics.ACCURACY.best_row([{"val_accuracy": a, "step": i}
                                     for i, a in enumerate([0.1, 0.3, 0.2])])["step"] == 1
     assert PPL.improves(199.0, 200.0) and not PPL.improves(201.0, 200.0)
     assert not PPL.improves(float("nan"), 200.0)
 
 
 def test_report_says_perplexity_not_accuracy(ppl_summary):
-    text = report.results_markdown(ppl_summary)
+    text = tables.results_markdown(ppl_summary)
     header = text.splitlines()[0]
     assert "final val perplexity" in header and "final test perplexity" in header
     assert "test perplexity diff vs bop [95% CI] (lower is better)" in header
@@ -150,7 +152,7 @@ def test_classification_summary_has_no_metric_key_and_the_old_headers():
                         "eval_seconds": 1.0}}
     out = summary.summarize(acc, "bop")
     assert "metric" not in out and "final_val_accuracy_mean" in out["rows"][0]
-    assert "final val top-1 (%)" in report.results_markdown(out)
+    assert "final val top-1 (%)" in tables.results_markdown(out)
 
 
 # --- data --------------------------------------------------------------------------------
@@ -202,7 +204,8 @@ def test_ptb_batches_are_the_same_for_the_same_seed():
     (["--model", "BinaryLSTM", "--dataset", "ptb", "--image-size", "32"],
      ["--image-size applies to image datasets, not to --dataset ptb; drop --image-size"]),
     (["--model", "BinaryLSTM", "--dataset", "ptb", "--target", "0.5"],
-     ["target must be a validation perplexity >= 1 for dataset ptb, received target=0.5"]),
+     ["target must be a validation perplexity >= 1 for BinaryLSTM on ptb, received "
+      "target=0.5"]),
     (["--model", "BinaryLSTM", "--dataset", "ptb", "--model-arg", "seq_len=0"],
      ["--model-arg: seq_len must be a positive integer, received seq_len=0"]),
 ])
@@ -344,15 +347,16 @@ def test_tune_minimizes_validation_perplexity_and_chooses_the_lower_trial(tmp_pa
                                             ({0: 200.0, 1: 300.0}, 0)])
 def test_tune_picks_the_trial_with_the_lower_perplexity(scores, chosen, tmp_path):
     pytest.importorskip("optuna")
-    from larq_bamsprod.harness import tune
-    from larq_bamsprod.harness.config import CompareConfig
+    from configs import builtin_config
 
-    cfg = tune.TuneConfig(compare=CompareConfig(model="BinaryLSTM", dataset="ptb",
-                                                optimizers=["adam"], output=str(tmp_path)),
+    from larq_bamsprod.harness.experiments import studies, tune
+
+    cfg = tune.TuneConfig(compare=builtin_config(model="BinaryLSTM", dataset="ptb",
+                                                 optimizers=["adam"], output=str(tmp_path)),
                           trials=2)
-    studies = tune.tune_all(cfg, lambda opt: (lambda params, number: scores[number]),
-                            log=lambda _: None)
-    _, value, number = tune.best_params(studies["adam"])
+    tuned = tune.tune_all(cfg, lambda opt: (lambda params, number: scores[number]),
+                          log=lambda _: None)
+    _, value, number = studies.best_params(tuned["adam"])
     assert (number, value) == (chosen, 200.0)
-    text, _ = tune.tune_report(cfg, studies)
+    text, _ = tune.tune_report(cfg, tuned)
     assert f"| adam | {chosen} | 200.00 |" in text and "%" not in text.split("## Every")[1]

@@ -1,4 +1,5 @@
-"""Tests for larq_bamsprod.harness.models: the paper's models, the registry, seeds and training.
+"""Tests for larq_bamsprod.harness.catalogue.models: the paper's models, the registry, seeds and
+training.
 
 Every larq-zoo entry is built at both input shapes in ``test_models_zoo.py`` (slow).
 """
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from larq_bamsprod.harness.models import MODELS, ZOO_MIN_INPUT, build_model
+from larq_bamsprod.harness.catalogue.models import MODELS, ZOO_MIN_INPUT, build_model
 
 CUSTOM = ["BinaryCNN", "BinaryResNet34", "BinaryMobileNetV2"]
 SHAPES = [(28, 28, 1), (32, 32, 3)]

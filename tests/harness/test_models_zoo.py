@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from larq_bamsprod.harness.models import MODELS, ZOO_MIN_INPUT, build_model
+from larq_bamsprod.harness.catalogue.models import MODELS, ZOO_MIN_INPUT, build_model
 
 ZOO = [name for name in MODELS if name not in ("BinaryCNN", "BinaryResNet34",
                                                 "BinaryMobileNetV2", "BinaryLSTM")]

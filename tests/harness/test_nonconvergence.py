@@ -16,7 +16,7 @@ import larq_bamsprod  # noqa: F401  (selects Keras 2 before TensorFlow is import
 import numpy as np
 import pytest
 
-from larq_bamsprod.harness import convex
+from larq_bamsprod.harness.experiments import convex
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "examples" / "nonconvergence.py"
@@ -133,7 +133,8 @@ def test_bamsprod_with_mean_target_is_amsgrad_on_a_scalar(results, problem):
 def test_paper_literal_sequence_does_not_make_adam_fail(beta_2):
     # The paper's own pieces, w~ on t mod 5 == 1 and -w~ on t mod 5 == 2 (scaled 1.5 : 1
     # so that -1 is optimal for the linear pieces): Adam follows them to -1 (see the Note
-    # in larq_bamsprod.harness.convex), which is why the tested binary problem is a scaled variant.
+    # in larq_bamsprod.harness.experiments.convex), which is why the tested binary problem is a
+    # scaled variant.
     problem = convex.OnlineLinearProblem(
         name="literal", coefficients=(1.5, -1.0, 0.0, 0.0, 0.0), beta_2=beta_2, binary=True
     )

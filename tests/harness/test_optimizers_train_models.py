@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from larq_bamsprod.harness import models, registry
+from larq_bamsprod.harness.catalogue import models, registry
 
 MODELS = {"BinaryCNN": {}, "BinaryMobileNetV2": {"width_multiplier": 0.25}}
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import larq_bamsprod  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from larq_bamsprod.harness import registry
+from larq_bamsprod.harness.catalogue import registry
 from larq_bamsprod.legacy import BAMSProd
 
 

@@ -14,8 +14,9 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from larq_bamsprod.harness import cli, tune  # noqa: E402
-from larq_bamsprod.harness.config import CompareConfig  # noqa: E402
+from larq_bamsprod.harness import cli  # noqa: E402
+from larq_bamsprod.harness.experiments import studies, tune  # noqa: E402
+from larq_bamsprod.harness.experiments.config import CompareConfig  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import synthetic_fmnist  # noqa: E402
@@ -27,7 +28,7 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
 
 
 def _counts(storage_url):
-    storage = tune.open_storage(storage_url)
+    storage = studies.open_storage(storage_url)
     out = {}
     for summary in optuna.get_all_study_summaries(storage):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
@@ -43,14 +44,14 @@ def test_tuning_finds_the_known_best_learning_rate(tmp_path):
 
     cfg = tune.TuneConfig(compare=CompareConfig(optimizers=["adam"], output=str(tmp_path)),
                           trials=30)
-    studies = tune.tune_all(cfg, lambda opt: objective, log=lambda _: None)
-    params, value, _ = tune.best_params(studies["adam"])
+    tuned = tune.tune_all(cfg, lambda opt: objective, log=lambda _: None)
+    params, value, _ = studies.best_params(tuned["adam"])
     assert abs(math.log10(params["learning_rate"]) - math.log10(3e-3)) < 0.15
-    assert len(tune.complete_trials(studies["adam"])) == 30
+    assert len(studies.complete_trials(tuned["adam"])) == 30
     # The same seed draws the same trials again.
     again = tune.TuneConfig(compare=CompareConfig(optimizers=["adam"],
                                                   output=str(tmp_path / "again")), trials=30)
-    assert tune.best_params(tune.tune_all(again, lambda opt: objective,
+    assert studies.best_params(tune.tune_all(again, lambda opt: objective,
                                           log=lambda _: None)["adam"]) == (params, value, _)
 
 
@@ -190,18 +191,19 @@ def test_running_trial_of_another_machine_is_retried_only_once_its_heartbeat_is_
         tmp_path):
     cfg = tune.TuneConfig(compare=CompareConfig(optimizers=["sgdm"], output=str(tmp_path)),
                           trials=2, stale_after=60)
-    storage = tune.open_storage(cfg.storage)
-    study = tune.claim_study(storage, "sgdm", cfg, log=lambda _: None)
-    number = tune.claim_waiting(study, storage)
+    storage = studies.open_storage(cfg.storage)
+    study = studies.claim_study(storage, "sgdm", cfg, tune.study_settings(cfg, "sgdm"),
+                                log=lambda _: None)
+    number = studies.claim_waiting(study, storage)
     trial_id = storage.get_trial_id_from_study_id_trial_number(
         storage.get_study_id_from_name("sgdm"), number)
     storage.set_trial_user_attr(trial_id, "host", "another-machine")
     storage.set_trial_user_attr(trial_id, "pid", 1)
     storage.set_trial_user_attr(trial_id, "heartbeat", time.time() - 30)  # fresh enough
-    assert tune.retry_stale(study, storage, cfg.stale_after, log=lambda _: None) == 0
+    assert studies.retry_stale(study, storage, cfg.stale_after, log=lambda _: None) == 0
     storage.set_trial_user_attr(trial_id, "heartbeat", time.time() - 61)  # stale
-    assert tune.retry_stale(study, storage, cfg.stale_after, log=lambda _: None) == 1
-    assert tune.retry_stale(study, storage, cfg.stale_after, log=lambda _: None) == 0
+    assert studies.retry_stale(study, storage, cfg.stale_after, log=lambda _: None) == 1
+    assert studies.retry_stale(study, storage, cfg.stale_after, log=lambda _: None) == 0
     states = sorted(t.state.name for t in study.get_trials(deepcopy=False))
     assert states == ["FAIL", "WAITING", "WAITING"]  # slot 0 again, and slot 1
 
@@ -218,7 +220,7 @@ def test_running_trial_of_another_machine_is_retried_only_once_its_heartbeat_is_
     (2.6e-5, None),  # log10(2.6) / 4 = 0.1037
 ])
 def test_at_edge_by_hand(value, expected):
-    from larq_bamsprod.harness.tune import at_edge
+    from larq_bamsprod.harness.catalogue.search_space import at_edge
 
     space = {"learning_rate": ("log", 1e-5, 1e-1), "lr_decay": ("choice", ("sqrt", None))}
     found = [e.replace("OPT.", "adam.") for e in at_edge(space, {"learning_rate": value,

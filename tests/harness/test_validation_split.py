@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from larq_bamsprod.harness import data
-from larq_bamsprod.harness.config import CompareConfig
-from larq_bamsprod.harness.training import epoch_seed, load_data
+from larq_bamsprod.harness import workload
+from larq_bamsprod.harness.catalogue.workloads import BuiltinWorkload
+from larq_bamsprod.harness.runner.training import epoch_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import synthetic_fmnist  # noqa: E402
@@ -31,12 +31,12 @@ def _hashes(ds) -> list[str]:
     return out
 
 
-def _cfg(data_dir, **kwargs):
-    return CompareConfig(data_dir=data_dir, batch_size=8, **kwargs)
+def _load(data_dir, **kwargs):
+    return BuiltinWorkload(data_dir=data_dir, batch_size=8, **kwargs).load()
 
 
 def test_validation_is_disjoint_from_every_training_batch_and_from_test(data_dir):
-    d = load_data(_cfg(data_dir, validation_size=40), 8)
+    d = _load(data_dir, validation_size=40)
     val = _hashes(d.validation)
     test = set(_hashes(d.test))
     assert len(val) == len(set(val)) == 40
@@ -50,21 +50,21 @@ def test_validation_is_disjoint_from_every_training_batch_and_from_test(data_dir
 
 
 def test_validation_set_is_the_same_whatever_the_subset_and_call(data_dir):
-    full = load_data(_cfg(data_dir, validation_size=30), 8)
-    small = load_data(_cfg(data_dir, validation_size=30, train_subset=64), 8)
+    full = _load(data_dir, validation_size=30)
+    small = _load(data_dir, validation_size=30, train_subset=64)
     assert _hashes(full.validation) == _hashes(small.validation)
     train = set(_hashes(small.train(epoch_seed(3, 0))))
     assert len(train) == 64 and not train & set(_hashes(small.validation))
 
 
 def test_default_validation_size_is_ten_percent_at_most_5000():
-    assert data.default_validation_size(256) == 25
-    assert data.default_validation_size(60_000) == 5_000
+    assert workload.default_validation_size(256) == 25
+    assert workload.default_validation_size(60_000) == 5_000
 
 
 def test_split_masks_are_complements_and_seeded():
-    train, val = data.split_masks(100, 10)
+    train, val = workload.split_masks(100, 10)
     assert val.sum() == 10 and not (train & val).any() and (train | val).all()
-    assert (data.split_masks(100, 10)[1] == val).all()
+    assert (workload.split_masks(100, 10)[1] == val).all()
     with pytest.raises(ValueError, match="validation_size must be smaller than the training"):
-        data.split_masks(100, 100)
+        workload.split_masks(100, 100)

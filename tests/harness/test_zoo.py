@@ -1,4 +1,5 @@
-"""larq-zoo's training recipes with BAMSProd and Bop (``larq_bamsprod.harness.zoo``, CLI)."""
+"""larq-zoo's training recipes with BAMSProd and Bop (``larq_bamsprod.harness.experiments.zoo``,
+CLI)."""
 
 import json
 import math
@@ -13,7 +14,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from larq_bamsprod import legacy
-from larq_bamsprod.harness import cli, data, zoo
+from larq_bamsprod.harness import cli
+from larq_bamsprod.harness.catalogue import data
+from larq_bamsprod.harness.experiments import zoo
 
 
 class ZooTinyImages(tfds.core.GeneratorBasedBuilder):

@@ -1,8 +1,10 @@
 """What one comparison runs (:class:`CompareConfig`), and which of it a rerun must match.
 
 A comparison's output folder records, in ``config.json``, every setting that changes what a
-run computes: the comparison's settings (:data:`FAIRNESS_FIELDS`) and, per optimizer, its
-resolved hyperparameters (``registry.hyperparameters(name, overrides)``, defaults included).
+run computes (:func:`identity`): the workload's identity (a built-in's model, dataset and
+sizes; a user's workload name, model and a fingerprint of its data), the run settings of
+:data:`FAIRNESS_FIELDS` and, per optimizer, its resolved hyperparameters
+(``registry.describe(name, overrides)``, defaults included).
 Rerunning into the same ``--output`` must match them; :func:`check_resumable` refuses any
 difference and lists it. What may change on a rerun, because every finished run stays valid:
 
@@ -20,90 +22,86 @@ difference and lists it. What may change on a rerun, because every finished run 
 from __future__ import annotations
 
 import dataclasses
-import json
+import numbers
 from pathlib import Path
 from typing import Any
 
-from larq_bamsprod.harness import registry
-from larq_bamsprod.harness.files import read_json
+from larq_bamsprod.harness.catalogue import registry
+from larq_bamsprod.harness.catalogue.workloads import BuiltinWorkload
+from larq_bamsprod.harness.files import as_json, read_json
+from larq_bamsprod.harness.runner.training import ResumeError
+from larq_bamsprod.harness.workload import Workload, check_positive_int
+
+__all__ = ["CompareConfig", "ResumeError", "check_resumable", "identity"]
 
 SCHEDULES = ("constant", "cosine", "step")
 DISTRIBUTE = (None, "mirrored", "multiworker")
 
-# Fields that must match for a resumed comparison to stay fair; optimizers and seeds may
-# be added to an existing output folder (see the module docstring; epochs are checked by
-# _epoch_difference).
+# Run settings that must match for a resumed comparison to stay fair, beside the workload's
+# identity; optimizers and seeds may be added to an existing output folder (see the module
+# docstring; epochs are checked by _epoch_difference).
 FAIRNESS_FIELDS = (
-    "model",
-    "model_args",
-    "dataset",
-    "batch_size",
     "steps_per_epoch",
-    "train_subset",
-    "test_subset",
     "schedule",
-    "image_size",
-    "augment",
     "mixed_precision",
     "distribute",  # BatchNorm statistics are per replica
-    "validation_size",
     "eval_every",
 )
+
+# What a config.json written before a field existed meant by its absence.
+_ABSENT_MEANT = {"model": "BinaryCNN", "model_args": {}, "dataset": "fashion_mnist",
+                 "batch_size": 128, "augment": False, "schedule": "cosine",
+                 "mixed_precision": False, "epochs": 5}
 
 
 @dataclasses.dataclass
 class CompareConfig:
-    """What one comparison runs; the command line maps onto it one to one."""
+    """What one comparison runs: a workload, the optimizers, the seeds and the budget."""
 
-    model: str = "BinaryCNN"
-    model_args: dict[str, Any] = dataclasses.field(default_factory=dict)
-    dataset: str = "fashion_mnist"
+    workload: Workload = dataclasses.field(default_factory=BuiltinWorkload)
     optimizers: list[str] = dataclasses.field(
         default_factory=lambda: list(registry.COMPARED_BY_DEFAULT)
     )
     epochs: int = 5
-    batch_size: int = 128
     seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
     output: str = "runs/compare"
     steps_per_epoch: int | None = None
-    train_subset: int | None = None
-    test_subset: int | None = None
     schedule: str = "cosine"
     hparams: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     mixed_precision: bool = False
     distribute: str | None = None
-    data_dir: str | None = None
-    image_size: int | None = None
-    augment: bool = False
     deterministic: bool = True
     verbose: int | None = None  # progress: 0 quiet, 1 bar, 2 lines; None = 1 on a terminal
-    # Held out from the training split (data.split_masks); None: 10%, at most 5,000.
-    validation_size: int | None = None
     # Steps between evaluations on the validation set; None: about 20 per run.
     eval_every: int | None = None
     # Optimizer the others are measured against; None: bop if compared, else the first.
     reference: str | None = None
     # Validation score of time-to-target (accuracy, or perplexity for a language model);
-    # None: the worst of the reference's final ones over its seeds (summary.default_target).
+    # None: the workload's own target, else the rule of summary.default_target.
     target: float | None = None
 
     def __post_init__(self):
+        if not isinstance(self.workload, Workload):
+            raise TypeError(f"workload must be a larq_bamsprod.harness.Workload, received "
+                            f"{type(self.workload).__name__}")
         self.optimizers = [registry.canonical_name(o) for o in self.optimizers]
         if not self.optimizers:
             raise ValueError(
                 f"optimizers is empty; choose from: {', '.join(registry.OPTIMIZER_NAMES)}"
             )
-        _positive("epochs", self.epochs)
-        _positive("batch_size", self.batch_size)
-        for name in ("steps_per_epoch", "train_subset", "test_subset", "image_size",
-                     "validation_size", "eval_every"):
-            if getattr(self, name) is not None:
-                _positive(name, getattr(self, name))
+        if len(set(self.optimizers)) != len(self.optimizers):
+            raise ValueError(f"optimizers names one optimizer twice ({self.optimizers}); name "
+                             "each once (a variant is written base@label)")
+        check_positive_int("epochs", self.epochs)
+        for name in ("steps_per_epoch", "eval_every"):
+            check_positive_int(name, getattr(self, name), optional=True)
         if not self.seeds:
             raise ValueError("seeds is empty; give at least one seed, e.g. --seeds 0")
         for seed in self.seeds:
-            if not isinstance(seed, int) or seed < 0:
+            if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
                 raise ValueError(f"seeds must be integers >= 0, received seed={seed!r}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds names a seed twice ({self.seeds}); give each seed once")
         if self.schedule not in SCHEDULES:
             raise ValueError(
                 f"schedule must be one of {', '.join(SCHEDULES)}, received "
@@ -124,27 +122,19 @@ class CompareConfig:
                     f"reference {self.reference!r} is not among the compared optimizers "
                     f"({', '.join(self.optimizers)}); add it to --optimizers or pick one of them"
                 )
-        from larq_bamsprod.harness import tasks
+        if self.target is not None:
+            _check_target(self.target, self.workload)
 
-        higher = tasks.metric_of(self.dataset).higher_is_better
-        if self.target is not None and not (
-            isinstance(self.target, (int, float)) and 0 < self.target <= 1
-        ) and higher:
-            raise ValueError(f"target must be a validation accuracy in (0, 1], received "
-                             f"target={self.target!r}")
-        if self.target is not None and not higher and not (
-            isinstance(self.target, (int, float)) and 1 <= self.target < float("inf")
-        ):
-            raise ValueError(f"target must be a validation perplexity >= 1 for dataset "
-                             f"{self.dataset}, received target={self.target!r}")
-        from larq_bamsprod.harness import models
-
-        models.check_model_args(self.model, self.model_args)
-        tasks.check_model_fits_dataset(models.registered_name(self.model), self.dataset,
-                                       self.image_size, self.augment)
+    @property
+    def metric(self):
+        """The workload's score (:class:`larq_bamsprod.harness.metrics.Metric`)."""
+        return self.workload.metric
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        """``config.json``: the identity, then the rest of the settings."""
+        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                    if f.name != "workload"}
+        return {**identity(self), **settings}
 
     @property
     def reference_name(self) -> str:
@@ -154,8 +144,22 @@ class CompareConfig:
         return "bop" if "bop" in self.optimizers else self.optimizers[0]
 
 
-class ResumeError(RuntimeError):
-    """A run folder's files cannot be resumed (missing or foreign checkpoint)."""
+def _check_target(target, workload: Workload) -> None:
+    higher = workload.metric.higher_is_better
+    if not isinstance(target, numbers.Real) or isinstance(target, bool):
+        raise ValueError(f"target must be a number, received target={target!r}")
+    if workload.metric.percent and higher and not 0 < target <= 1:
+        raise ValueError(f"target must be a validation accuracy in (0, 1], received "
+                         f"target={target!r}")
+    if not higher and not 1 <= target < float("inf"):
+        raise ValueError(f"target must be a validation perplexity >= 1 for "
+                         f"{workload.describe()}, received target={target!r}")
+
+
+def identity(cfg: CompareConfig) -> dict:
+    """What a rerun into ``cfg.output`` (and every worker of a tuning study) must match:
+    the workload's identity and the run settings of :data:`FAIRNESS_FIELDS`."""
+    return {**cfg.workload.identity(), **{k: getattr(cfg, k) for k in FAIRNESS_FIELDS}}
 
 
 def _check_hparams_name_compared_optimizers(hparams: dict, optimizers: list[str]) -> None:
@@ -170,34 +174,25 @@ def _check_hparams_name_compared_optimizers(hparams: dict, optimizers: list[str]
             )
 
 
-def _positive(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, received {name}={value!r}")
-
-
 def resolved_hyperparameters(cfg: CompareConfig) -> dict[str, dict]:
     """Per optimizer of ``cfg``, every hyperparameter it trains with (defaults included),
     as recorded in ``config.json``."""
-    return {name: describe_hparams(cfg, name) for name in cfg.optimizers}
+    return {name: registry.describe(name, cfg.hparams.get(name)) for name in cfg.optimizers}
 
 
 def _same(a, b) -> bool:
-    # As read back from JSON: tuples are lists, dict keys strings.
-    return json.loads(json.dumps(a, default=repr)) == json.loads(json.dumps(b, default=repr))
+    return as_json(a) == as_json(b)
 
 
 def _setting_differences(previous: dict, cfg: CompareConfig) -> list[str]:
-    # A field missing from an older config.json had its default value then.
-    defaults = CompareConfig().to_json()
-    return [
-        f"{key}: {previous.get(key, defaults[key])!r} -> {getattr(cfg, key)!r}"
-        for key in FAIRNESS_FIELDS
-        if not _same(previous.get(key, defaults[key]), getattr(cfg, key))
-    ]
+    # A field missing from an older config.json had its default value then. Nested
+    # records (a user's data fingerprint) are told key by key: "data.train.sha256: ...".
+    now = identity(cfg)
+    return identity_differences({k: previous.get(k, _ABSENT_MEANT.get(k)) for k in now}, now)
 
 
 def _epoch_difference(previous: dict, cfg: CompareConfig) -> list[str]:
-    before = previous.get("epochs", CompareConfig.epochs)
+    before = previous.get("epochs", _ABSENT_MEANT["epochs"])
     if before == cfg.epochs or (before < cfg.epochs and cfg.schedule == "constant"):
         return []
     why = ("fewer epochs than the finished runs" if cfg.epochs < before else
@@ -268,10 +263,3 @@ def check_resumable(cfg: CompareConfig, hyperparameters: bool = True) -> None:
             "the folder to start again. Seeds and optimizers may be added; epochs only with "
             "--schedule constant."
         )
-
-
-def describe_hparams(cfg: CompareConfig, name: str) -> dict:
-    return {
-        k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
-        for k, v in registry.hyperparameters(name, cfg.hparams.get(name)).items()
-    }

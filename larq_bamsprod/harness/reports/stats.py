@@ -29,7 +29,7 @@ The rules (also written into every report by :func:`rules_text`):
   on every seed and the other on none; otherwise (the target missed on some seeds only) no
   speed verdict, and the reached counts say why.
 
-For a score where lower is better (perplexity, :mod:`larq_bamsprod.harness.tasks`) the
+For a score where lower is better (perplexity, :mod:`larq_bamsprod.harness.metrics`) the
 comparisons turn round: the target is reached at the first validation perplexity *at most*
 the target, and "better" means the whole interval of optimizer minus reference is *below* 0.
 """
@@ -157,7 +157,7 @@ def verdict(interval: dict, higher_is_better: bool = True) -> str:
 
 
 def rules_text(reference: str, target: float, metric=None) -> str:
-    """The rules above, for the report; ``metric`` (:class:`larq_bamsprod.harness.tasks.Metric`)
+    """The rules above, for the report; ``metric`` (:class:`larq_bamsprod.harness.metrics.Metric`)
     defaults to accuracy."""
     if metric is not None and not metric.higher_is_better:
         score, at_target, better = metric.name, f"{metric.name} <= target", "below 0"

@@ -228,7 +228,7 @@ def default_optimizers(
 ) -> dict[str, Callable[[], LegacyOptimizer]]:
     """Factories of the optimizers compared, all with ``beta_1 = 0`` and ``lr / sqrt(t)``.
 
-    Each is :func:`larq_bamsprod.harness.registry.make_optimizer` with the problem's
+    Each is :func:`larq_bamsprod.harness.catalogue.registry.make_optimizer` with the problem's
     settings, so the names mean what they mean in ``larq-bamsprod compare``. Every adaptive
     method gets the problem's ``beta_2``; the step is ``learning_rate / sqrt(t)`` for all
     (Keras classes through :class:`~larq_bamsprod.schedules.InverseSqrtDecay`, BAMSProd
@@ -239,7 +239,7 @@ def default_optimizers(
     AdaBound/AMSBound use the registry's ``final_lr=0.1``, ``gamma=1e-3``; their
     ``final_lr`` decays with the schedule.
     """
-    from larq_bamsprod.harness import registry
+    from larq_bamsprod.harness.catalogue import registry
 
     adaptive = {"learning_rate": learning_rate, "beta_1": 0.0, "beta_2": beta_2}
     bamsprod = {**adaptive, "lr_decay": "sqrt"}

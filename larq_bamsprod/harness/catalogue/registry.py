@@ -35,8 +35,9 @@ bamsprod@case.fp_learning_rate=0.01``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from typing import Any
+from typing import Any, Callable
 
 import tensorflow as tf
 
@@ -44,25 +45,164 @@ from larq_bamsprod.compat import LearningRateSchedule
 from larq_bamsprod.hyperparameters import is_real
 from larq_bamsprod.schedules import ScaledSchedule
 
-OPTIMIZER_NAMES = ("bamsprod", "bop", "adam", "amsgrad", "adabound", "amsbound", "sgdm", "sgd")
-COMPARED_BY_DEFAULT = ("bamsprod", "bop", "adam", "amsgrad", "adabound", "amsbound", "sgdm")
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerEntry:
+    """Everything the harness knows about one optimizer: adding an optimizer is one entry.
+
+    Attributes:
+        name: Lower-case name used on the command line and in tables.
+        build: ``build(params, schedule_shape)`` -> a ``tf.keras`` optimizer; ``params`` are
+            :attr:`defaults` with the overrides applied, ``schedule_shape`` a schedule with
+            value 1 at step 0 to multiply the base rates by (None: constant).
+        defaults: The recommended hyperparameters (every one that ``--hparam`` may set).
+        space: The tuning search space: ``name -> ("log", low, high)`` or
+            ``("choice", values)``; the same for every graph.
+        layout: Which variables the optimizer trains, and with what.
+        source: Where the recommended settings come from.
+        compared_by_default: Whether ``compare`` runs it without ``--optimizers``.
+    """
+
+    name: str
+    build: Callable[[dict, Any], Any]
+    defaults: dict[str, Any]
+    space: dict[str, tuple] = dataclasses.field(default_factory=dict)
+    layout: str = "every variable"
+    source: str = ""
+    compared_by_default: bool = True
+
+
+def _scaled(base: float, shape: LearningRateSchedule | None):
+    return base if shape is None else ScaledSchedule(base, shape)
+
+
+def _case(binary_optimizer, fp_learning_rate: float, shape):
+    """Larq's layout: ``binary_optimizer`` on the binary kernels, ``Adam`` on the rest."""
+    import larq as lq
+
+    return lq.optimizers.CaseOptimizer(
+        (lq.optimizers.Bop.is_binary_variable, binary_optimizer),
+        default_optimizer=tf.keras.optimizers.legacy.Adam(_scaled(fp_learning_rate, shape)))
+
+
+def _build_bamsprod(params: dict, shape):
+    from larq_bamsprod.legacy import BAMSProd
+
+    params = dict(params)
+    fp_learning_rate = params.pop("fp_learning_rate")
+    params["learning_rate"] = _scaled(params["learning_rate"], shape)
+    params["beta_1"] = beta_1_schedule(params["beta_1"], params["beta_2"])
+    bamsprod = BAMSProd(**params)
+    return bamsprod if fp_learning_rate is None else _case(bamsprod, fp_learning_rate, shape)
+
+
+def _build_bop(params: dict, shape):
+    import larq as lq
+
+    bop = lq.optimizers.Bop(threshold=params["threshold"],
+                            gamma=_scaled(params["gamma"], shape))
+    return _case(bop, params["fp_learning_rate"], shape)
+
+
+def _build_adam(amsgrad: bool):
+    def build(params: dict, shape):
+        return tf.keras.optimizers.legacy.Adam(
+            amsgrad=amsgrad, **{**params, "learning_rate": _scaled(params["learning_rate"],
+                                                                   shape)})
+    return build
+
+
+def _build_adabound(amsbound: bool):
+    def build(params: dict, shape):
+        from larq_bamsprod.harness.catalogue.adabound import AdaBound, AMSBound
+
+        cls = AMSBound if amsbound else AdaBound
+        return cls(**{**params, "learning_rate": _scaled(params["learning_rate"], shape)})
+    return build
+
+
+def _build_sgd(params: dict, shape):
+    return tf.keras.optimizers.legacy.SGD(
+        **{**params, "learning_rate": _scaled(params["learning_rate"], shape)})
+
+
+def _bamsprod_defaults() -> dict:
+    from larq_bamsprod.optimizers import DEFAULTS
+
+    return {**DEFAULTS, "fp_learning_rate": None}
+
+
+_BOUND_DEFAULTS = {"learning_rate": 1e-3, "final_lr": 0.1, "gamma": 1e-3, "beta_1": 0.9,
+                   "beta_2": 0.999}
+_ADAM_DEFAULTS = {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999}
+_FP_LAYOUT = "binary kernels: {}; every other variable: Adam(fp_learning_rate)"
+
+# Search spaces: every learning rate log-uniform over at least three decades around the
+# optimizer's recommended value; the same table for every graph.
+# bamsprod: four decades centred on its default 1e-2 (as adam's are on 1e-3). The first
+# BinaryCNN study searched [1e-4, 1e-1] and put its best trial at 0.081, at the edge;
+# with lr_decay="sqrt" the rate at step t is learning_rate / sqrt(t), so a budget of
+# ~1,700 steps wants a learning_rate ~40x above an undecayed one's.
+# adam, amsgrad: five decades, up to 1. On BinaryCNN both first chose a rate in the top
+# 10% of [1e-5, 1e-1] (0.0738, 0.0937): latent binary weights are clipped to [-1, 1],
+# so large Adam rates are not absurd here. By the edge rule the range was widened and both
+# studies re-run (docs/results/tuned/binary_cnn, superseded-*).
+REGISTRY: dict[str, OptimizerEntry] = {entry.name: entry for entry in (
+    OptimizerEntry(
+        "bamsprod", _build_bamsprod, {},  # defaults: larq_bamsprod.DEFAULTS (hyperparameters)
+        {"learning_rate": ("log", 1e-4, 1.0), "lr_decay": ("choice", ("sqrt", None))},
+        "every variable (fp_learning_rate: " + _FP_LAYOUT.format("BAMSProd") + ")",
+        "Liu et al. 2020"),
+    OptimizerEntry(
+        "bop", _build_bop, {"threshold": 1e-8, "gamma": 1e-4, "fp_learning_rate": 1e-2},
+        {"fp_learning_rate": ("log", 1e-4, 1e-1), "gamma": ("log", 1e-6, 1e-2),
+         "threshold": ("log", 1e-9, 1e-5)},
+        _FP_LAYOUT.format("Bop"), "Helwegen et al. 2019; Larq docs"),
+    OptimizerEntry("adam", _build_adam(False), _ADAM_DEFAULTS,
+                   {"learning_rate": ("log", 1e-5, 1.0)}, source="Kingma & Ba 2015"),
+    OptimizerEntry("amsgrad", _build_adam(True), _ADAM_DEFAULTS,
+                   {"learning_rate": ("log", 1e-5, 1.0)}, source="Reddi et al. 2018"),
+    OptimizerEntry("adabound", _build_adabound(False), _BOUND_DEFAULTS,
+                   {"learning_rate": ("log", 1e-5, 1e-1)}, source="Luo et al. 2019"),
+    OptimizerEntry("amsbound", _build_adabound(True), _BOUND_DEFAULTS,
+                   {"learning_rate": ("log", 1e-5, 1e-1)}, source="Luo et al. 2019"),
+    OptimizerEntry("sgdm", _build_sgd, {"learning_rate": 0.1, "momentum": 0.9,
+                                        "nesterov": False},
+                   {"learning_rate": ("log", 1e-4, 1.0)}, source="He et al. 2016"),
+    OptimizerEntry("sgd", _build_sgd, {"learning_rate": 0.1},
+                   {"learning_rate": ("log", 1e-4, 1.0)},
+                   source="Reddi et al. 2018 (the convex problems' baseline)",
+                   compared_by_default=False),
+)}
+"""Every optimizer the harness compares, one entry each."""
+
+OPTIMIZER_NAMES = tuple(REGISTRY)
+COMPARED_BY_DEFAULT = tuple(n for n, e in REGISTRY.items() if e.compared_by_default)
 """What ``larq-bamsprod compare`` runs without ``--optimizers`` (plain ``sgd`` is for the
-convex problems of :mod:`larq_bamsprod.harness.convex`)."""
+convex problems of :mod:`larq_bamsprod.harness.experiments.convex`)."""
 _VARIANT_LABEL = re.compile(r"[a-z0-9_.\-]+")
 
-DEFAULT_HPARAMS: dict[str, dict[str, Any]] = {
-    "bamsprod": {},  # larq_bamsprod.DEFAULTS
-    "bop": {"threshold": 1e-8, "gamma": 1e-4, "fp_learning_rate": 1e-2},
-    "adam": {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999},
-    "amsgrad": {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999},
-    "adabound": {"learning_rate": 1e-3, "final_lr": 0.1, "gamma": 1e-3, "beta_1": 0.9,
-                 "beta_2": 0.999},
-    "amsbound": {"learning_rate": 1e-3, "final_lr": 0.1, "gamma": 1e-3, "beta_1": 0.9,
-                 "beta_2": 0.999},
-    "sgdm": {"learning_rate": 0.1, "momentum": 0.9, "nesterov": False},
-    "sgd": {"learning_rate": 0.1},
-}
-"""Per-optimizer hyperparameters; override any of them with ``overrides``."""
+
+def entry(name: str) -> OptimizerEntry:
+    """The registry entry of ``name`` or of the base of variant ``name`` (``bamsprod@x``)."""
+    return REGISTRY[base_name(name)]
+
+
+def register(new: OptimizerEntry) -> None:
+    """Add a user's optimizer (e.g. from :func:`larq_bamsprod.harness.compare`); refuses a
+    built-in name."""
+    if new.name in _BUILT_IN:
+        raise ValueError(f"optimizer name {new.name!r} is a built-in optimizer's; give yours "
+                         "another name")
+    if not _VARIANT_LABEL.fullmatch(new.name) or "@" in new.name:
+        raise ValueError(f"optimizer name {new.name!r} must be lower-case letters, digits, "
+                         "'_', '-' or '.', e.g. my_sgd")
+    REGISTRY[new.name] = new
+    global OPTIMIZER_NAMES
+    OPTIMIZER_NAMES = tuple(REGISTRY)
+
+
+_BUILT_IN = frozenset(REGISTRY)
 
 
 def canonical_name(name: str) -> str:
@@ -105,12 +245,7 @@ def hyperparameters(name: str, overrides: dict[str, Any] | None = None) -> dict[
     """The settings :func:`make_optimizer` uses for ``name``, overrides applied."""
     name = canonical_name(name)
     base = base_name(name)
-    if base == "bamsprod":
-        from larq_bamsprod.optimizers import DEFAULTS
-
-        params = {**DEFAULTS, "fp_learning_rate": None}
-    else:
-        params = dict(DEFAULT_HPARAMS[base])
+    params = _bamsprod_defaults() if base == "bamsprod" else dict(REGISTRY[base].defaults)
     for key, value in (overrides or {}).items():
         if key not in params:
             raise ValueError(
@@ -127,6 +262,13 @@ def hyperparameters(name: str, overrides: dict[str, Any] | None = None) -> dict[
         )
     check_base_values(name, params)
     return params
+
+
+def describe(name: str, overrides: dict[str, Any] | None = None) -> dict:
+    """:func:`hyperparameters` as ``config.json`` and ``done.json`` record them (JSON values;
+    a schedule or other object as its ``repr``)."""
+    return {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
+            for k, v in hyperparameters(name, overrides).items()}
 
 
 # What each numeric hyperparameter must be, for every optimizer. The base rates are checked
@@ -193,10 +335,6 @@ def beta_1_schedule(beta_1, beta_2: float = 0.999, base: float = 0.9):
     )
 
 
-def _scaled(base: float, shape: LearningRateSchedule | None):
-    return base if shape is None else ScaledSchedule(base, shape)
-
-
 def make_optimizer(
     name: str,
     overrides: dict[str, Any] | None = None,
@@ -205,48 +343,13 @@ def make_optimizer(
     """Build optimizer ``name`` with its recommended settings.
 
     Args:
-      name: one of :data:`OPTIMIZER_NAMES` (case-insensitive).
-      overrides: hyperparameters replacing those of :data:`DEFAULT_HPARAMS`.
-        Defaults to `None`.
+      name: one of :data:`OPTIMIZER_NAMES` (case-insensitive), or a variant ``base@label``.
+      overrides: hyperparameters replacing the entry's defaults. Defaults to `None`.
       schedule_shape: a schedule with value 1 at step 0 (e.g. cosine decay); each
         optimizer's base learning rate (Bop: ``gamma`` and its Adam's rate) is multiplied
         by it. Defaults to `None` (constant rates).
     """
-    params = hyperparameters(name, overrides)
-    name = base_name(name)
-    legacy_opts = tf.keras.optimizers.legacy
-    if name == "bop":
-        import larq as lq
-
-        bop = lq.optimizers.Bop(
-            threshold=params["threshold"], gamma=_scaled(params["gamma"], schedule_shape)
-        )
-        fp_optimizer = legacy_opts.Adam(_scaled(params["fp_learning_rate"], schedule_shape))
-        return lq.optimizers.CaseOptimizer(
-            (lq.optimizers.Bop.is_binary_variable, bop), default_optimizer=fp_optimizer
-        )
-    params["learning_rate"] = _scaled(params["learning_rate"], schedule_shape)
-    if name == "bamsprod":
-        from larq_bamsprod.legacy import BAMSProd
-
-        fp_learning_rate = params.pop("fp_learning_rate")
-        params["beta_1"] = beta_1_schedule(params["beta_1"], params["beta_2"])
-        bamsprod = BAMSProd(**params)
-        if fp_learning_rate is None:
-            return bamsprod
-        import larq as lq
-
-        fp_optimizer = legacy_opts.Adam(_scaled(fp_learning_rate, schedule_shape))
-        return lq.optimizers.CaseOptimizer(
-            (lq.optimizers.Bop.is_binary_variable, bamsprod), default_optimizer=fp_optimizer
-        )
-    if name in ("adam", "amsgrad"):
-        return legacy_opts.Adam(amsgrad=(name == "amsgrad"), **params)
-    if name in ("adabound", "amsbound"):
-        from larq_bamsprod.harness.adabound import AdaBound, AMSBound
-
-        return (AdaBound if name == "adabound" else AMSBound)(**params)
-    return legacy_opts.SGD(**params)
+    return entry(name).build(hyperparameters(name, overrides), schedule_shape)
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
@@ -261,7 +364,7 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
                 "e.g. bamsprod.learning_rate=0.1"
             )
         opt = canonical_name(opt)
-        out.setdefault(opt, {})[hparam] = _parse_value(raw)
+        out.setdefault(opt, {})[hparam] = parse_value(raw)
         try:
             hyperparameters(opt, {hparam: out[opt][hparam]})  # now, not mid-run
         except (ValueError, TypeError) as err:
@@ -271,7 +374,7 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _parse_value(raw: str):
+def parse_value(raw: str):
     text = raw.strip()
     lowered = text.lower()
     if lowered in ("none", "null"):

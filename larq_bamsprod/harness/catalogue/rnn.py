@@ -31,7 +31,7 @@ Example:
 
 >>> import larq_bamsprod  # before TensorFlow: selects Keras 2
 >>> import tensorflow as tf
->>> from larq_bamsprod.harness.rnn import BinaryLSTMCell
+>>> from larq_bamsprod.harness.catalogue.rnn import BinaryLSTMCell
 >>> layer = tf.keras.layers.RNN(BinaryLSTMCell(8), return_sequences=True)
 >>> layer(tf.zeros([2, 5, 3])).shape
 TensorShape([2, 5, 8])
@@ -46,6 +46,7 @@ import tensorflow as tf
 from larq.layers_base import BaseLayer
 
 from larq_bamsprod.compat import register_serializable
+from larq_bamsprod.harness.workload import check_positive_int
 
 __all__ = ["BinaryLSTMCell", "binary_lstm"]
 
@@ -233,11 +234,6 @@ class _ClippedModel(tf.keras.Model):
         return self.compute_metrics(x, y, y_pred, None)
 
 
-def _check_positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, received {name}={value!r}")
-
-
 def binary_lstm(input_shape: tuple[int], num_classes: int, hidden: int = 128,
                 embedding: int | None = None, layers: int = 3, seq_len: int = 35,
                 softmax_dim: int | None = None, binary_activations: bool = False,
@@ -274,10 +270,10 @@ def binary_lstm(input_shape: tuple[int], num_classes: int, hidden: int = 128,
         3-layer LSTM; these defaults are a CPU-sized model with the usual PTB clipping.
     """
     for name, value in (("hidden", hidden), ("layers", layers), ("seq_len", seq_len)):
-        _check_positive(name, value)
+        check_positive_int(name, value)
     for name, value in (("embedding", embedding), ("softmax_dim", softmax_dim)):
         if value is not None:
-            _check_positive(name, value)
+            check_positive_int(name, value)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (
             0 <= dropout < 1):
         raise ValueError(f"dropout must be in [0, 1), received dropout={dropout!r}")

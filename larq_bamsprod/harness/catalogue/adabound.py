@@ -160,7 +160,7 @@ ADABOUND_DOC = r"""AdaBound: Adam whose per-coordinate learning rates are clippe
 
     >>> import larq_bamsprod
     >>> import tensorflow as tf
-    >>> from larq_bamsprod.harness.adabound import AdaBound
+    >>> from larq_bamsprod.harness.catalogue.adabound import AdaBound
     >>> opt = AdaBound(learning_rate=1e-3, final_lr=0.1)
     >>> var = tf.Variable([1.0, -1.0])
     >>> _ = opt.apply_gradients([(tf.constant([0.5, -0.5]), var)])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import tensorflow as tf
+
+from larq_bamsprod.harness.workload import Data
 
 
 def make_strategy(distribute: str | None) -> tf.distribute.Strategy:
@@ -44,3 +47,11 @@ def shard_by_data(ds: tf.data.Dataset) -> tf.data.Dataset:
     options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.DATA)
     return ds.with_options(options)
+
+
+def shard(data_: Data) -> Data:
+    """``data_`` with every dataset sharded by element (:func:`shard_by_data`)."""
+    train = data_.train
+    return dataclasses.replace(data_, train=lambda seed: shard_by_data(train(seed)),
+                               validation=shard_by_data(data_.validation),
+                               test=shard_by_data(data_.test))

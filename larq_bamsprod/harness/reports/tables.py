@@ -7,8 +7,9 @@ import io
 import json
 import math
 
-from larq_bamsprod.harness import stats, tasks
-from larq_bamsprod.harness.config import CompareConfig
+from larq_bamsprod.harness import metrics
+from larq_bamsprod.harness.experiments.config import CompareConfig
+from larq_bamsprod.harness.reports import stats
 
 
 def _fmt(mean, std, pct=True):
@@ -47,7 +48,7 @@ def ratio_text(iv: dict | None) -> str:
 def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
     rows = summary["rows"]
     ref = summary["reference"]
-    metric = tasks.metric_named(summary.get("metric", "accuracy"))
+    metric = metrics.metric_named(summary.get("metric", "accuracy"))
     name, pct = metric.name, metric.percent
     has_top5 = any("final_test_top5_mean" in r for r in rows)
     if pct:
@@ -97,15 +98,14 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
     if summary.get("target") is not None:
         text += "\n" + stats.rules_text(ref, summary["target"], metric) + "\n"
     if cfg is not None:
+        workload = cfg.workload
         text = (
-            f"Model `{cfg.model}`"
-            + ("(" + ", ".join(f"{k}={v!r}" for k, v in cfg.model_args.items()) + ")"
-               if cfg.model_args else "")
-            + f" on `{cfg.dataset}`, {cfg.epochs} epochs, batch "
-            f"{cfg.batch_size}, seeds {cfg.seeds}, schedule `{cfg.schedule}`"
-            + (f", train subset {cfg.train_subset}" if cfg.train_subset else "")
+            _workload_text(workload)
+            + f", {cfg.epochs} epochs, batch "
+            f"{workload.batch_size}, seeds {cfg.seeds}, schedule `{cfg.schedule}`"
+            + (f", train subset {workload.train_subset}" if workload.train_subset else "")
             + (f", {cfg.steps_per_epoch} steps/epoch" if cfg.steps_per_epoch else "")
-            + (f", test subset {cfg.test_subset}" if cfg.test_subset else "")
+            + (f", test subset {workload.test_subset}" if workload.test_subset else "")
             + (f"; {summary['train_size']} training and {summary['validation_size']} "
                + ("held-out validation examples" if pct else
                   "validation windows (the corpus' own validation split)")
@@ -117,6 +117,14 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
             + text
         )
     return text
+
+
+def _workload_text(workload) -> str:
+    if not workload.builtin:
+        return f"Workload `{workload.name}`"
+    args = ", ".join(f"{k}={v!r}" for k, v in workload.model_args.items())
+    return (f"Model `{workload.model_name}`" + (f"({args})" if args else "")
+            + f" on `{workload.dataset}`")
 
 
 def results_csv(summary: dict) -> str:

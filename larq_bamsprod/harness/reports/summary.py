@@ -1,7 +1,7 @@
 """Per-(optimizer, seed) results aggregated into one row per optimizer.
 
 The rules (time to target, speed-up, paired intervals, verdicts) are in
-:mod:`larq_bamsprod.harness.stats`.
+:mod:`larq_bamsprod.harness.reports.stats`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import statistics
 
-from larq_bamsprod.harness import stats, tasks
+from larq_bamsprod.harness import metrics
+from larq_bamsprod.harness.reports import stats
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -21,7 +22,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def default_target(results: dict[tuple[str, int], dict], reference: str,
-                   metric: tasks.Metric = tasks.ACCURACY) -> float | None:
+                   metric: metrics.Metric = metrics.ACCURACY) -> float | None:
     """The worst of the reference's final validation scores over its seeds: the lowest
     accuracy (the highest perplexity, when lower is better).
 
@@ -36,11 +37,11 @@ def default_target(results: dict[tuple[str, int], dict], reference: str,
 
 
 def summarize(results: dict[tuple[str, int], dict], reference: str = "bop",
-              target: float | None = None, metric: tasks.Metric = tasks.ACCURACY) -> dict:
+              target: float | None = None, metric: metrics.Metric = metrics.ACCURACY) -> dict:
     """Aggregate per-(optimizer, seed) results (``training.run_one``'s) per optimizer.
 
     ``target`` defaults to :func:`default_target`. Every difference is paired by seed
-    against ``reference``. With ``metric=tasks.PERPLEXITY`` every ``accuracy`` key reads
+    against ``reference``. With ``metric=metrics.PERPLEXITY`` every ``accuracy`` key reads
     ``perplexity``, the target is reached at or below it, and "better" is below 0.
     """
     name, higher = metric.name, metric.higher_is_better
@@ -106,6 +107,6 @@ def summarize(results: dict[tuple[str, int], dict], reference: str = "bop",
                           else stats.verdict(row[f"diff_final_test_{name}"], higher))
         rows.append(row)
     out = {"reference": reference, "target": target, "seeds": seeds, "rows": rows}
-    if metric is not tasks.ACCURACY:  # classification summaries keep their original keys
+    if metric is not metrics.ACCURACY:  # classification summaries keep their original keys
         out["metric"] = name
     return out

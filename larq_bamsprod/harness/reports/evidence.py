@@ -5,7 +5,8 @@ Usage (from the repository's top folder)::
     larq-bamsprod evidence            # rewrite docs/RESULTS.md's tables and the profile plot
     larq-bamsprod evidence --check    # exit 1 if the tables differ from what the files give
 
-(``python -m larq_bamsprod.harness.evidence`` does the same, with TensorFlow's start-up log.)
+(``python -m larq_bamsprod.harness.reports.evidence`` does the same, with TensorFlow's start-up
+log.)
 
 Reads ``ROOT/evidence.json`` (default root ``docs/results/tuned``): the graphs in the order
 RESULTS shows them, each with its folder (the ``--output`` of its ``larq-bamsprod tune``),
@@ -13,7 +14,8 @@ a title, the exact command, and when and where it ran. From each folder it reads
 ``tune`` and ``compare`` wrote and what git keeps: ``tune.json`` (every trial, the chosen
 configuration) and ``runs/<optimizer>-seed<S>/done.json`` (every final run's history). The
 numbers are recomputed from the per-seed histories with the comparison's own rules
-(:mod:`larq_bamsprod.harness.summary`, :mod:`larq_bamsprod.harness.stats`), so a table
+(:mod:`larq_bamsprod.harness.reports.summary`, :mod:`larq_bamsprod.harness.reports.stats`), so a
+table
 cannot drift from the runs behind it.
 
 The generated text replaces what lies between ``<!-- evidence:begin -->`` and
@@ -129,7 +131,7 @@ def score(ratios: list[float], tau_max: float = TAU_MAX) -> float:
 # --- Text -----------------------------------------------------------------------------------
 
 def _pct_interval(values: list[float], scale: float = 100.0) -> str:
-    from larq_bamsprod.harness import stats
+    from larq_bamsprod.harness.reports import stats
 
     iv = stats.mean_interval(values)
     if iv["mean"] is None:
@@ -159,9 +161,11 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
                ) -> tuple[str, dict[str, float] | None]:
     """Markdown of one graph and its times to target (None if it has no final runs yet);
     ``link``: the graph's folder relative to the document (default: its ``dir``)."""
-    from larq_bamsprod.harness import summary, tasks
-    from larq_bamsprod.harness.report import interval_text, ratio_text
-    from larq_bamsprod.harness.tune import at_edge
+    from larq_bamsprod.harness import metrics
+    from larq_bamsprod.harness.catalogue import workloads
+    from larq_bamsprod.harness.catalogue.search_space import at_edge
+    from larq_bamsprod.harness.reports import summary
+    from larq_bamsprod.harness.reports.tables import interval_text, ratio_text
 
     lines = [f"### {entry['title']}", ""]
     if graph is None:
@@ -170,7 +174,7 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         return "\n".join(lines), None
     tune, config, results = graph["tune"], graph["config"], graph["results"]
     reference = "bop" if "bop" in config["optimizers"] else config["optimizers"][0]
-    metric = tasks.metric_of(config["dataset"]) if "dataset" in config else tasks.ACCURACY
+    metric = workloads.metric_of(config["dataset"]) if "dataset" in config else metrics.ACCURACY
     scale = 100.0 if metric.percent else 1.0
     # Accuracy in % (differences in points); perplexity as it is (lower is better).
     score = "top-1 (%)" if metric.percent else metric.name
@@ -445,7 +449,7 @@ def run(args: argparse.Namespace, prog: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    prog = "python -m larq_bamsprod.harness.evidence"
+    prog = "python -m larq_bamsprod.harness.reports.evidence"
     parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
     add_arguments(parser)
     return run(parser.parse_args(argv), prog)

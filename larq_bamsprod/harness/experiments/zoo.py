@@ -6,7 +6,8 @@ Every zookeeper task of ``larq_zoo.training.basic_experiments`` and
 epochs, batch size, learning-rate schedule, callbacks and larq-zoo's own ``run()`` (checkpoint,
 resume, TensorBoard, saved model), and changes four things:
 
-* ``optimizer``: built by :func:`larq_bamsprod.harness.registry.make_optimizer` for the name in
+* ``optimizer``: built by :func:`larq_bamsprod.harness.catalogue.registry.make_optimizer` for the
+name in
   ``optimizer_name`` (``"bamsprod"``, ``"bop"``, ...), its base rates multiplied by the
   recipe's schedule divided by the recipe's peak rate (:func:`recipe_schedule_shape`), so that
   BAMSProd keeps its own rate and the recipe's shape (warm-up, decay). ``"recipe"`` is the
@@ -14,8 +15,9 @@ resume, TensorBoard, saved model), and changes four things:
   ``TrainQuickNet`` passes new-API ``Adam``/``SGD`` to ``CaseOptimizer``, which refuses them on
   TensorFlow >= 2.11.
 * ``dataset``: :class:`TFDSImageDataset`, any TFDS image classification dataset by name;
-  the offline ``fashion_mnist`` and the other datasets of :mod:`larq_bamsprod.harness.data` are
-  prepared through :func:`larq_bamsprod.harness.data.prepare`.
+  the offline ``fashion_mnist`` and the other datasets of
+  :mod:`larq_bamsprod.harness.catalogue.data` are
+  prepared through :func:`larq_bamsprod.harness.catalogue.data.prepare`.
 * ``preprocessing``: :class:`ResizeToInput` maps any image to the model's input
   (``input_shape``, 224x224x3 unless configured): grey to RGB, bilinear resize, and the
   ImageNet mean/std normalisation of larq-zoo's own preprocessing.
@@ -52,7 +54,8 @@ from zookeeper.tf import Dataset, Preprocessing, TFDSDataset
 
 from larq_bamsprod import schedules
 from larq_bamsprod.compat import LearningRateSchedule, LegacyOptimizer
-from larq_bamsprod.harness import registry
+from larq_bamsprod.harness.catalogue import registry
+from larq_bamsprod.harness.files import as_json
 from larq_bamsprod.schedules import ScaledSchedule
 
 __all__ = [
@@ -98,8 +101,10 @@ class TFDSImageDataset(TFDSDataset):
     """A TFDS image classification dataset chosen by name, optionally capped per pass.
 
     ``name`` may carry a version (``"cifar10:3.*.*"``). The names of
-    :data:`larq_bamsprod.harness.data.DATASETS` (``fashion_mnist`` offline from Debian's files,
-    ``cifar10``, ...) are prepared by :func:`larq_bamsprod.harness.data.prepare`, which says how to
+    :data:`larq_bamsprod.harness.catalogue.data.DATASETS` (``fashion_mnist`` offline from Debian's
+    files,
+    ``cifar10``, ...) are prepared by :func:`larq_bamsprod.harness.catalogue.data.prepare`, which
+    says how to
     get a dataset it cannot prepare; other names go to TFDS as they are (``download``).
     ``validation_split`` defaults to ``"validation"`` when the dataset has one, else
     ``"test"``.
@@ -129,7 +134,7 @@ class TFDSImageDataset(TFDSDataset):
 
     def prepare(self):
         """Prepare the dataset in ``data_dir`` if it is not yet; return its TFDS builder."""
-        from larq_bamsprod.harness import data
+        from larq_bamsprod.harness.catalogue import data
 
         if self.name in data.DATASETS:
             return data.prepare(self.name, data_dir=self.data_dir, download=self.download)
@@ -391,7 +396,7 @@ def recipe_identity(task) -> dict[str, Any]:
         "input_shape": list(task.input_shape),
         "config": dict(task.config_overrides),
     }
-    return json.loads(json.dumps(identity, default=repr))
+    return as_json(identity)
 
 
 _IDENTITY_IN_HISTORY = ("recipe", "optimizer", "dataset", "epochs", "batch_size",
@@ -402,7 +407,7 @@ def check_resumable(task) -> bool:
     """Whether ``task``'s output folder holds its finished run; a ValueError listing the
     differences if it holds another run (another optimizer, its hyperparameters, dataset,
     epochs, ... :func:`recipe_identity`). Nothing is written."""
-    from larq_bamsprod.harness.config import identity_differences
+    from larq_bamsprod.harness.experiments.config import identity_differences
     from larq_bamsprod.harness.files import read_json
 
     out = Path(task.output_dir)
@@ -550,7 +555,7 @@ def make_recipe(
       output: Output directory (larq-zoo's ``output_dir``). Defaults to `None` (larq-zoo's
         ``~/zookeeper-logs/...``).
       hparams: Hyperparameter overrides for ``optimizer`` (see
-        :func:`larq_bamsprod.harness.registry.hyperparameters`). Defaults to `None`.
+        :func:`larq_bamsprod.harness.catalogue.registry.hyperparameters`). Defaults to `None`.
       schedule: ``"recipe"`` scales the optimizer's base rates by the recipe's schedule
         shape; ``"constant"`` does not. Ignored for ``optimizer="recipe"``. Defaults to
         `"recipe"`.

@@ -7,14 +7,15 @@ model is evaluated on them; the best checkpoint and the time to a target validat
 accuracy are chosen on validation only. Test accuracy is measured once at the end, for the
 final weights and for the best-validation weights, and never chooses anything. On a text
 corpus (``ptb``, with ``BinaryLSTM``) the score is perplexity, lower is better, and the
-validation set is the corpus' own validation split (:mod:`larq_bamsprod.harness.tasks`).
+validation set is the corpus' own validation split (:mod:`larq_bamsprod.harness.metrics`).
 
 For each seed, every optimizer starts from the same initial weights (built once per seed
 and saved under ``OUTPUT/init/``) and sees the same batches in the same order (epoch ``e``
 of seed ``s`` is shuffled with a seed derived from ``(s, e)``, so the order does not
 depend on which optimizer runs or on whether the run was resumed). Every optimizer trains
 the same graph with the same loss, schedule shape and epoch budget; per-optimizer
-hyperparameters come from :data:`larq_bamsprod.harness.registry.DEFAULT_HPARAMS`.
+hyperparameters come from each optimizer's entry in
+:data:`larq_bamsprod.harness.catalogue.registry.REGISTRY`.
 
 Nothing is lost on interruption: each (optimizer, seed) run saves a
 ``tf.train.CheckpointManager`` checkpoint (model, optimizer slots, step counters) after
@@ -44,23 +45,57 @@ from typing import Callable
 
 import tensorflow as tf
 
-from larq_bamsprod.harness.config import (
+from larq_bamsprod.harness.catalogue import registry
+from larq_bamsprod.harness.experiments.config import (
     CompareConfig,
     ResumeError,
     check_resumable,
     recorded_hyperparameters,
     resolved_hyperparameters,
 )
-from larq_bamsprod.harness.distribute import is_chief, make_strategy
-from larq_bamsprod.harness.files import read_json, write_json_atomic, write_text_atomic
-from larq_bamsprod.harness.models import input_note
-from larq_bamsprod.harness.plots import plot_curves
-from larq_bamsprod.harness.progress import Progress
-from larq_bamsprod.harness.report import results_csv, results_markdown
-from larq_bamsprod.harness.summary import summarize
-from larq_bamsprod.harness.training import evaluation_steps, load_data, run_one
+from larq_bamsprod.harness.files import (
+    check_writable_folder,
+    read_json,
+    write_json_atomic,
+    write_text_atomic,
+)
+from larq_bamsprod.harness.reports.plots import plot_curves
+from larq_bamsprod.harness.reports.summary import summarize
+from larq_bamsprod.harness.reports.tables import results_csv, results_markdown
+from larq_bamsprod.harness.runner.distribute import is_chief, make_strategy, shard
+from larq_bamsprod.harness.runner.progress import Progress
+from larq_bamsprod.harness.runner.training import evaluation_steps, run_one, schedule_shape
 
-__all__ = ["CompareConfig", "ResumeError", "check_resumable", "run_comparison"]
+__all__ = ["CompareConfig", "ResumeError", "check", "check_resumable", "run_comparison"]
+
+
+def check(cfg: CompareConfig, hyperparameters: bool = True) -> None:
+    """Check what only reading files, data and models shows, before anything is written.
+
+    Order: the output folder; the workload (a user's: its data read and its model built
+    once; a built-in's: its model built, its sizes); the settings recorded in the output
+    folder by an earlier run (``hyperparameters=False``: not the optimizers', for ``tune``,
+    whose final comparison trains the chosen ones); a built-in's dataset (prepared now, or
+    how to get it); every optimizer, built as training will build it (its own checks run).
+    """
+    check_writable_folder(cfg.output, "--output")
+    workload = cfg.workload
+    if workload.builtin:
+        workload.check_model()
+        workload.check_validation_size()
+        check_resumable(cfg, hyperparameters=hyperparameters)
+        workload.check()  # may build or download the dataset: after the cheap checks
+    else:
+        workload.check()  # reads the data and builds the model once: the identity needs it
+        check_resumable(cfg, hyperparameters=hyperparameters)
+    steps = cfg.steps_per_epoch or max(workload.train_examples() // workload.batch_size, 1)
+    shape = schedule_shape(cfg.schedule, cfg.epochs * steps)
+    for name in cfg.optimizers:
+        try:
+            registry.make_optimizer(name, cfg.hparams.get(name), shape)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"optimizer {name} (set with --hparam {name}.NAME=VALUE): "
+                             f"{err}") from err
 
 
 def run_comparison(cfg: CompareConfig, log: Callable[[str], None] = print) -> dict:
@@ -83,7 +118,8 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
     chief = is_chief(strategy)
     if cfg.distribute:
         log(f"--distribute {cfg.distribute} ({type(strategy).__name__}): "
-            f"{strategy.num_replicas_in_sync} replicas in sync, global batch {cfg.batch_size}")
+            f"{strategy.num_replicas_in_sync} replicas in sync, global batch "
+            f"{cfg.workload.batch_size}")
     if chief:
         merged = cfg.to_json()
         previous = read_json(out / "config.json") or {}
@@ -93,9 +129,9 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
         merged["hyperparameters"] = {**recorded_hyperparameters(out, previous),
                                      **resolved_hyperparameters(cfg)}
         write_json_atomic(out / "config.json", merged)
-    global_batch = cfg.batch_size
-    data_ = load_data(cfg, global_batch)
-    notes = [note for note in (input_note(cfg.model, data_.input_shape),) if note]
+    workload = cfg.workload
+    data_ = shard(workload.load(cfg.steps_per_epoch))
+    notes = workload.notes(data_.input_shape)
     for note in notes:
         log(f"Note: {note}.")
     total_steps = cfg.epochs * data_.steps_per_epoch
@@ -108,11 +144,12 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
     started = time.perf_counter()
     for seed in cfg.seeds:
         for name in cfg.optimizers:
-            results[(name, seed)] = run_one(cfg, name, seed, data_, strategy, out, log,
-                                            progress)
+            results[(name, seed)] = run_one(workload, cfg, name, seed, data_, strategy, out,
+                                            log, progress)
             tf.keras.backend.clear_session()
     results = _with_earlier_runs(results, out, cfg.epochs)
-    summary = summarize(results, cfg.reference_name, cfg.target, data_.metric)
+    summary = summarize(results, cfg.reference_name,
+                        cfg.target if cfg.target is not None else workload.target, data_.metric)
     summary["config"] = cfg.to_json()
     summary["notes"] = notes
     summary["wall_seconds"] = time.perf_counter() - started
@@ -124,7 +161,7 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
         write_text_atomic(out / "results.md", results_markdown(summary, cfg))
         write_text_atomic(out / "results.csv", results_csv(summary))
         plot_curves({k: r["history"] for k, r in results.items()}, out / "curves.png",
-                    f"{cfg.model} on {cfg.dataset}", summary["target"], data_.metric)
+                    workload.describe(), summary["target"], data_.metric)
         log(f"\n{results_markdown(summary, cfg)}\nwritten to {out}/results.md, curves.png "
             f"({summary['wall_seconds']:.0f} s)")
     return summary

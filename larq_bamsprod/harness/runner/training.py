@@ -13,16 +13,31 @@ import os
 import statistics
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import tensorflow as tf
 
-from larq_bamsprod.harness import registry, tasks
-from larq_bamsprod.harness.config import CompareConfig, ResumeError, describe_hparams
-from larq_bamsprod.harness.distribute import is_chief, shard_by_data
+from larq_bamsprod.harness import metrics
+from larq_bamsprod.harness.catalogue import registry
 from larq_bamsprod.harness.files import read_json, write_json_atomic
-from larq_bamsprod.harness.progress import Progress
+from larq_bamsprod.harness.runner.distribute import is_chief
+from larq_bamsprod.harness.runner.progress import Progress
+from larq_bamsprod.harness.workload import Data, Workload
+
+
+class ResumeError(RuntimeError):
+    """A run folder's files cannot be resumed (missing or foreign checkpoint)."""
+
+
+class RunSettings(Protocol):
+    """What one run needs besides its workload (a comparison's settings provide it)."""
+
+    epochs: int
+    schedule: str  # "constant", "cosine" or "step" (schedule_shape)
+    eval_every: int | None
+    verbose: int | None
+    hparams: dict[str, dict[str, Any]]  # per optimizer: overrides of its defaults
 
 
 def schedule_shape(name: str, total_steps: int):
@@ -53,173 +68,28 @@ def evaluation_steps(total_steps: int, eval_every: int | None) -> list[int]:
     return sorted(set(range(every, total_steps + 1, every)) | {total_steps})
 
 
-@dataclasses.dataclass
-class Data:
-    num_classes: int
-    input_shape: tuple[int, ...]  # (H, W, C) images, or (seq_len,) token windows
-    train: Callable[[int], tf.data.Dataset]  # epoch seed -> dataset
-    validation: tf.data.Dataset
-    test: tf.data.Dataset
-    steps_per_epoch: int
-    train_size: int
-    validation_size: int
-    metric: tasks.Metric = tasks.ACCURACY  # what evaluation scores, and which way is better
-
-
-def load_data(cfg: CompareConfig, global_batch: int) -> Data:
-    """Training batches, the held-out validation set and the test set of ``cfg``.
-
-    The validation set is ``cfg.validation_size`` examples of the training split (by
-    default 10%, at most 5,000) picked by a fixed seeded permutation
-    (:func:`larq_bamsprod.harness.data.split_masks`), so it is the same for every seed and
-    optimizer; ``--train-subset N`` then takes the first N of the remaining examples. No
-    example is both trained on and validated on.
-    """
-    from larq_bamsprod.harness import data
-
-    info = data.get_info(cfg.dataset)
-    if info.task == tasks.LANGUAGE_MODELLING:
-        return _load_text_data(cfg, global_batch)
-    shape = tuple(info.image_shape)
-    if cfg.image_size is not None:
-        shape = (cfg.image_size, cfg.image_size, shape[2])
-    data.prepare(cfg.dataset, data_dir=cfg.data_dir)
-    n_split = data.cardinality(cfg.dataset, info.train_split, data_dir=cfg.data_dir)
-    validation_size = cfg.validation_size or data.default_validation_size(n_split)
-    train_mask, validation_mask = data.split_masks(n_split, validation_size)
-    n_train = n_split - validation_size
-    if cfg.train_subset is not None:
-        n_train = min(n_train, cfg.train_subset)
-    steps = cfg.steps_per_epoch or max(n_train // global_batch, 1)
-
-    def train(seed: int) -> tf.data.Dataset:
-        ds = data.load(
-            cfg.dataset,
-            info.train_split,
-            batch_size=global_batch,
-            shuffle=True,
-            seed=seed,
-            subset=cfg.train_subset,
-            data_dir=cfg.data_dir,
-            image_size=cfg.image_size,
-            augment=cfg.augment,
-            drop_remainder=True,
-            select=train_mask,
-        )
-        return shard_by_data(ds.repeat().take(steps))
-
-    validation = data.load(
-        cfg.dataset,
-        info.train_split,
-        batch_size=global_batch,
-        shuffle=False,
-        data_dir=cfg.data_dir,
-        image_size=cfg.image_size,
-        select=validation_mask,
-    )
-    test = data.load(
-        cfg.dataset,
-        info.test_split,
-        batch_size=global_batch,
-        shuffle=False,
-        subset=cfg.test_subset,
-        data_dir=cfg.data_dir,
-        image_size=cfg.image_size,
-    )
-    # Read once into memory: evaluated ~20 times per run, from the same examples each time.
-    validation = validation.cache()
-    return Data(info.num_classes, shape, train, shard_by_data(validation), shard_by_data(test),
-                steps, n_train, validation_size)
-
-
-def _load_text_data(cfg: CompareConfig, global_batch: int) -> Data:
-    """Windows of ``seq_len`` tokens (the model's argument) of a text corpus (``ptb``).
-
-    Validation is the corpus' own validation split (``--validation-size N``: its first N
-    windows), test its test split (``--test-subset N``: the first N); ``--train-subset N``
-    trains on the first N training windows. Nothing is carved out of the training text.
-    """
-    from larq_bamsprod.harness import data, models
-
-    info = data.get_info(cfg.dataset)
-    seq_len = models.model_arg(cfg.model, cfg.model_args, "seq_len")
-    data.prepare(cfg.dataset)
-    n_train = min(len(data.ptb_windows(info.train_split, seq_len)[0]),
-                  cfg.train_subset or float("inf"))
-    n_validation = min(len(data.ptb_windows(info.validation_split, seq_len)[0]),
-                       cfg.validation_size or float("inf"))
-    steps = cfg.steps_per_epoch or max(n_train // global_batch, 1)
-
-    def windows(split: str, subset: int | None, **kwargs) -> tf.data.Dataset:
-        return data.load_windows(cfg.dataset, split, seq_len=seq_len,
-                                 batch_size=global_batch, subset=subset, **kwargs)
-
-    def train(seed: int) -> tf.data.Dataset:
-        ds = windows(info.train_split, cfg.train_subset, shuffle=True, seed=seed,
-                     drop_remainder=True)
-        return shard_by_data(ds.repeat().take(steps))
-
-    validation = windows(info.validation_split, cfg.validation_size, shuffle=False).cache()
-    test = windows(info.test_split, cfg.test_subset, shuffle=False)
-    return Data(info.num_classes, (seq_len,), train, shard_by_data(validation),
-                shard_by_data(test), steps, int(n_train), int(n_validation),
-                metric=tasks.PERPLEXITY)
-
-
-class Perplexity(tf.keras.metrics.Metric):
-    """``exp`` of the mean cross-entropy per predicted token, over everything seen since
-    the last reset (not a mean of per-batch perplexities)."""
-
-    def __init__(self, name: str = "perplexity", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.total = self.add_weight(name="total", initializer="zeros")
-        self.count = self.add_weight(name="count", initializer="zeros")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        cross_entropy = tf.keras.losses.sparse_categorical_crossentropy(
-            y_true, tf.cast(y_pred, tf.float32))
-        self.total.assign_add(tf.reduce_sum(cross_entropy))
-        self.count.assign_add(tf.cast(tf.size(cross_entropy), tf.float32))
-
-    def result(self):
-        return tf.exp(tf.math.divide_no_nan(self.total, self.count))
-
-
-def _build(cfg, data_: Data, strategy, optimizer_name: str | None, seed: int, total_steps):
-    from larq_bamsprod.harness import models
-
+def _build(workload: Workload, settings: RunSettings, data_: Data, strategy,
+           optimizer_name: str | None, seed: int, total_steps: int):
     with strategy.scope():
-        tf.keras.utils.set_random_seed(seed)
-        model = models.build_model(cfg.model, data_.input_shape, data_.num_classes,
-                                   **cfg.model_args)
+        model = workload.build_model(seed)
         if optimizer_name is None:
             return model, None
         optimizer = registry.make_optimizer(
             optimizer_name,
-            cfg.hparams.get(optimizer_name),
-            schedule_shape(cfg.schedule, total_steps),
+            settings.hparams.get(optimizer_name),
+            schedule_shape(settings.schedule, total_steps),
         )
-        if data_.metric is tasks.PERPLEXITY:
-            metrics = [Perplexity(name="perplexity")]
-        else:
-            metrics = [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-            if data_.num_classes > 10:
-                metrics.append(tf.keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
-        model.compile(
-            optimizer=optimizer,
-            # Every registered model ends in a float32 softmax (models.build_model).
-            loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=False),
-            metrics=metrics,
-        )
+        model.compile(optimizer=optimizer, **workload.compile_arguments(data_.num_classes))
     return model, optimizer
 
 
-def _init_weights(cfg, data_, strategy, seed: int, out: Path) -> Path:
+def _init_weights(workload: Workload, settings: RunSettings, data_: Data, strategy, seed: int,
+                  out: Path) -> Path:
     """Build the model once for ``seed`` and save the weights every optimizer starts from."""
     folder = out / "init" if is_chief(strategy) else out / ".scratch" / f"init-{os.getpid()}"
     path = folder / f"seed{seed}.weights.h5"
     if not path.exists():
-        model, _ = _build(cfg, data_, strategy, None, seed, 1)
+        model, _ = _build(workload, settings, data_, strategy, None, seed, 1)
         # Per process (keeps the .weights.h5 format): two processes starting the same seed
         # of one --output (e.g. final runs split over processes) would otherwise write one
         # HDF5 file at once: h5py refused the second (BlockingIOError) and the first one's
@@ -356,8 +226,8 @@ class _Run:
             f"train loss {row['train_loss']:.4f}")
 
 
-def _short(metric: tasks.Metric) -> str:
-    return "acc" if metric is tasks.ACCURACY else "ppl"
+def _short(metric: metrics.Metric) -> str:
+    return "acc" if metric is metrics.ACCURACY else "ppl"
 
 
 def _save_weights_atomic(model, path: Path) -> None:
@@ -395,7 +265,8 @@ def _read_history(run_dir: Path) -> dict:
 
 
 def run_one(
-    cfg: CompareConfig,
+    workload: Workload,
+    settings: RunSettings,
     optimizer_name: str,
     seed: int,
     data_: Data,
@@ -405,7 +276,7 @@ def run_one(
     progress: Progress | None = None,
     evaluate_test: bool = True,
 ) -> dict:
-    """Train one (optimizer, seed) run to ``cfg.epochs``, resuming if possible.
+    """Train one (optimizer, seed) run to ``settings.epochs``, resuming if possible.
 
     Returns what ``done.json`` holds: ``history`` (one row per evaluation point: step,
     validation loss and accuracy, training loss and accuracy since the previous point,
@@ -417,25 +288,27 @@ def run_one(
     """
     run_dir = out / "runs" / f"{optimizer_name}-seed{seed}"
     label = f"{optimizer_name} seed {seed}"
-    total_steps = cfg.epochs * data_.steps_per_epoch
-    points = evaluation_steps(total_steps, cfg.eval_every)
-    progress = progress or Progress(1, total_steps, log, cfg.verbose)
+    total_steps = settings.epochs * data_.steps_per_epoch
+    points = evaluation_steps(total_steps, settings.eval_every)
+    progress = progress or Progress(1, total_steps, log, settings.verbose)
+    hparams = registry.describe(optimizer_name, settings.hparams.get(optimizer_name))
     chief = is_chief(strategy)
     done = read_json(run_dir / "done.json")
     if done is not None:
-        recorded = done.get("hyperparameters", describe_hparams(cfg, optimizer_name))
-        if recorded != describe_hparams(cfg, optimizer_name):
+        recorded = done.get("hyperparameters", hparams)
+        if recorded != hparams:
             raise ResumeError(
-                f"{run_dir} finished with hyperparameters {recorded}, not "
-                f"{describe_hparams(cfg, optimizer_name)}; use another --output"
+                f"{run_dir} finished with hyperparameters {recorded}, not {hparams}; use "
+                "another --output"
             )
-        if done.get("epochs", cfg.epochs) >= cfg.epochs:
+        if done.get("epochs", settings.epochs) >= settings.epochs:
             progress.skip_run(label)
             return done
         # More epochs with the constant schedule (config.py): continue from the checkpoint.
     state = _read_history(run_dir)
-    init_path = _init_weights(cfg, data_, strategy, seed, out)
-    model, optimizer = _build(cfg, data_, strategy, optimizer_name, seed, total_steps)
+    init_path = _init_weights(workload, settings, data_, strategy, seed, out)
+    model, optimizer = _build(workload, settings, data_, strategy, optimizer_name, seed,
+                              total_steps)
     model.load_weights(str(init_path))
 
     ckpt_dir = run_dir / "ckpt" if chief else out / ".scratch" / f"{os.getpid()}-{seed}"
@@ -469,7 +342,7 @@ def run_one(
     run.best_path = (run_dir if chief else ckpt_dir) / BEST_WEIGHTS
     progress.start_run(label, run.step, len(points))
     evaluator = _Evaluator(run)
-    for epoch in range(epochs_done, cfg.epochs):
+    for epoch in range(epochs_done, settings.epochs):
         tf.keras.utils.set_random_seed(epoch_seed(seed, epoch))
         model.fit(
             data_.train(epoch_seed(seed, epoch)),
@@ -497,9 +370,8 @@ def run_one(
     test_seconds = time.perf_counter() - start
     final = {"step": run.rows[-1]["step"], metric.val_key: run.rows[-1][metric.val_key],
              "val_loss": run.rows[-1]["val_loss"], **final}
-    hparams = describe_hparams(cfg, optimizer_name)
     result = {
-        "epochs": cfg.epochs,
+        "epochs": settings.epochs,
         "history": run.rows,
         "final": final,
         "best": best,
@@ -523,7 +395,7 @@ def run_one(
 
 
 def _log_hparams(writer, name: str, seed: int, hparams: dict, final: dict, best: dict,
-                 step: int, metric: tasks.Metric = tasks.ACCURACY) -> None:
+                 step: int, metric: metrics.Metric = metrics.ACCURACY) -> None:
     """One entry of TensorBoard's HParams dashboard: the run's settings and results."""
     from tensorboard.plugins.hparams import api as hp
 

@@ -19,10 +19,10 @@ Models:
 * ``BinaryResNetE18``: larq-zoo's, with a ``width_multiplier`` it lacks
   (:func:`binary_resnet_e18`: larq-zoo's own factory, every convolution narrower).
 * ``BinaryLSTM``: the binary 3-layer LSTM language model of section 5.3
-  (:func:`larq_bamsprod.harness.rnn.binary_lstm`; ``hidden``, ``embedding``, ``layers``,
+  (:func:`larq_bamsprod.harness.catalogue.rnn.binary_lstm`; ``hidden``, ``embedding``, ``layers``,
   ``seq_len``, ...). It takes windows of token ids, ``input_shape=(seq_len,)``, and
   ``num_classes`` is the vocabulary size; it trains on text corpora (``ptb``), the others
-  on images (:func:`larq_bamsprod.harness.tasks.check_model_fits_dataset`).
+  on images (:func:`larq_bamsprod.harness.catalogue.workloads.check_model_fits_dataset`).
 * larq-zoo, by class name, built with ``weights=None``: ``BiRealNet``, ``BinaryAlexNet``,
   ``BinaryDenseNet28``, ``BinaryDenseNet37``, ``BinaryDenseNet37Dilated``,
   ``BinaryDenseNet45``, ``BinaryResNetE18``, ``DoReFaNet``, ``MeliusNet22``,
@@ -51,7 +51,7 @@ Note:
     weights. With ``seed=None`` the current global state is used as it is.
 
 Example:
-    >>> from larq_bamsprod.harness.models import build_model
+    >>> from larq_bamsprod.harness.catalogue.models import build_model
     >>> model = build_model("BinaryResNet34", (32, 32, 3), 10, seed=0)
     >>> model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
 
@@ -74,9 +74,11 @@ import larq_zoo
 import tensorflow as tf
 from larq_zoo.literature.resnet_e import BinaryResNetE18Factory
 
-from larq_bamsprod.harness import tasks
-from larq_bamsprod.harness.rnn import binary_lstm
+from larq_bamsprod.harness.catalogue.rnn import binary_lstm
 from larq_bamsprod.hyperparameters import is_real
+
+CLASSIFICATION = "classification"
+LANGUAGE_MODELLING = "language_modelling"
 
 __all__ = ["MODELS", "ZOO_MIN_INPUT", "build_model", "enlarged_input", "input_note",
            "model_arg"]
@@ -386,8 +388,16 @@ MODELS: dict[str, Callable[..., tf.keras.Model]] = {
     "BinaryMobileNetV2": binary_mobilenet_v2,
     **{name: functools.partial(_zoo_model, name) for name in _ZOO_NAMES},
     "BinaryResNetE18": binary_resnet_e18,  # larq-zoo's, with a width_multiplier
-    "BinaryLSTM": binary_lstm,  # the language model (tasks.MODEL_TASKS), after the images
+    "BinaryLSTM": binary_lstm,  # the language model (MODEL_TASKS), after the images
 }
+
+MODEL_TASKS = {"BinaryLSTM": LANGUAGE_MODELLING}
+"""Models that are not image classifiers, by their name in :data:`MODELS`."""
+
+
+def model_task(model: str) -> str:
+    """The task of model ``model`` (a key of :data:`MODELS`)."""
+    return MODEL_TASKS.get(model, CLASSIFICATION)
 
 
 def registered_name(name: str) -> str:
@@ -442,7 +452,7 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, 
     key = registered_name(name)
     shape = tuple(int(d) if isinstance(d, numbers.Integral) else d for d in input_shape)
     # A language model's (seq_len,) is checked by its builder, against its seq_len argument.
-    images = tasks.model_task(key) == tasks.CLASSIFICATION
+    images = model_task(key) == CLASSIFICATION
     if images and (len(shape) != 3
                    or not all(isinstance(d, numbers.Integral) and d > 0 for d in shape)):
         raise ValueError(f"input_shape must be (height, width, channels) of positive ints, "

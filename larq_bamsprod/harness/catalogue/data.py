@@ -30,7 +30,7 @@ state). PTB's own ``valid`` split is the held-out validation set and ``test`` is
 the end: nothing is carved out of the training text. :func:`load_windows` batches them.
 
 Example:
-    >>> import larq_bamsprod.harness.data as data
+    >>> import larq_bamsprod.harness.catalogue.data as data
     >>> train = data.load("fashion_mnist", "train", batch_size=128, shuffle=True, seed=0)
     >>> steps = data.cardinality("fashion_mnist", "train") // 128
 
@@ -63,6 +63,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from larq_bamsprod.harness.workload import check_positive_int
+
 __all__ = [
     "DATASETS",
     "DatasetInfo",
@@ -78,7 +80,6 @@ __all__ = [
     "ptb_windows",
     "prepare",
     "restore_gzip_header",
-    "split_masks",
     "token_windows",
 ]
 
@@ -123,9 +124,10 @@ class DatasetInfo:
         flip: Whether ``augment`` may flip images left-right (not for digits).
         fixed_size: Whether all images have ``image_shape`` (ImageNet's do not).
         task: ``"classification"`` (images, scored by accuracy) or ``"language_modelling"``
-            (token windows, scored by perplexity; see :mod:`larq_bamsprod.harness.tasks`).
+            (token windows, scored by perplexity; see :mod:`larq_bamsprod.harness.metrics`).
         validation_split: The split held out for validation, or None when validation is
-            carved out of ``train_split`` (``split_masks``).
+            carved out of ``train_split``
+            (:func:`larq_bamsprod.harness.workload.split_masks`).
     """
 
     name: str
@@ -405,15 +407,6 @@ def availability(name: str, data_dir: str | None = None,
     return f"not installed; to get it: {info.offline_hint}"
 
 
-def _check_positive_int(name: str, value, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, received {name}={value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, received {name}={value}.")
-
-
 def _split_spec(builder: tfds.core.DatasetBuilder, split: str, subset: int | None) -> str:
     """TFDS split string for the first ``subset`` examples (all if the split is smaller)."""
     if subset is None:
@@ -441,7 +434,7 @@ def cardinality(name: str, split: str, subset: int | None = None, *,
         counted by :func:`ptb_windows`).
     """
     info = get_info(name)
-    _check_positive_int("subset", subset, optional=True)
+    check_positive_int("subset", subset, optional=True)
     if info.task == "language_modelling":
         sizes = dict(info.split_sizes)
         return sizes[split] if subset is None else min(subset, sizes[split])
@@ -453,32 +446,6 @@ def cardinality(name: str, split: str, subset: int | None = None, *,
         raise ValueError(f"split={split!r} of unprepared dataset {name!r} has no known size; "
                          f"known splits: {', '.join(sizes)}.")
     return sizes[split] if subset is None else min(subset, sizes[split])
-
-
-VALIDATION_SEED = 20_240_614
-"""Seed of the permutation that picks the validation examples (fixed: every seed, every
-optimizer and every command sees the same validation set)."""
-
-
-def default_validation_size(n_train: int) -> int:
-    """10% of the training split, at most 5,000 examples (at least 1)."""
-    return max(1, min(5_000, n_train // 10))
-
-
-def split_masks(n_train: int, validation_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean masks ``(train, validation)`` over the ``n_train`` examples of a training split.
-
-    ``validation_size`` examples, drawn by a permutation seeded with ``VALIDATION_SEED``,
-    are held out for validation; the two masks are complements, so no example is in both.
-    """
-    _check_positive_int("validation_size", validation_size)
-    if validation_size >= n_train:
-        raise ValueError(f"validation_size must be smaller than the training split "
-                         f"({n_train} examples), received validation_size={validation_size}.")
-    order = np.random.default_rng(VALIDATION_SEED).permutation(n_train)
-    validation = np.zeros(n_train, dtype=bool)
-    validation[order[:validation_size]] = True
-    return ~validation, validation
 
 
 def _resize_center_crop(image: tf.Tensor, size: int) -> tf.Tensor:
@@ -538,7 +505,8 @@ def load(
         select: A boolean array with one entry per example of the whole ``split`` (TFDS'
             stored order): only examples whose entry is True are kept, and ``subset`` then
             takes the first ``subset`` of those. Used to carve a validation set out of the
-            training split (``split_masks``). Defaults to `None` (every example).
+            training split (:func:`larq_bamsprod.harness.workload.split_masks`). Defaults to
+            `None` (every example).
 
     Returns:
         A ``tf.data.Dataset`` with elements ``(images, labels)``.
@@ -549,9 +517,9 @@ def load(
     info = get_info(name)
     if info.task != "classification":
         raise ValueError(f"load reads image datasets; read {name!r} with load_windows")
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("subset", subset, optional=True)
-    _check_positive_int("image_size", image_size, optional=True)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("subset", subset, optional=True)
+    check_positive_int("image_size", image_size, optional=True)
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise TypeError(f"seed must be an int or None, received seed={seed!r}.")
     builder = prepare(name, data_dir=data_dir, fashion_mnist_dir=fashion_mnist_dir,
@@ -658,7 +626,7 @@ def token_windows(ids: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray
     Window ``k`` holds tokens ``k * seq_len ... (k + 1) * seq_len - 1`` and its targets are
     the tokens one further; the last tokens that cannot fill a window are dropped.
     """
-    _check_positive_int("seq_len", seq_len)
+    check_positive_int("seq_len", seq_len)
     n = (len(ids) - 1) // seq_len
     if n < 1:
         raise ValueError(f"{len(ids)} tokens cannot fill one window of seq_len={seq_len}.")
@@ -711,8 +679,8 @@ def load_windows(
     """
     if get_info(name).task != "language_modelling":
         raise ValueError(f"load_windows reads text corpora; read {name!r} with load")
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("subset", subset, optional=True)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("subset", subset, optional=True)
     x, y = ptb_windows(split, seq_len)
     if subset is not None:
         x, y = x[:subset], y[:subset]

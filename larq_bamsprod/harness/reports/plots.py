@@ -26,12 +26,12 @@ def plot_curves(histories: dict[tuple[str, int], list[dict]], path: str | os.Pat
                 title: str = "", target: float | None = None, metric=None) -> None:
     """Write the three panels to ``path`` (PNG); ``histories`` are ``run_one``'s rows.
 
-    ``metric`` (:class:`larq_bamsprod.harness.tasks.Metric`) is the validation score
+    ``metric`` (:class:`larq_bamsprod.harness.metrics.Metric`) is the validation score
     plotted. Defaults to accuracy.
     """
-    from larq_bamsprod.harness import tasks
+    from larq_bamsprod.harness import metrics
 
-    metric = metric or tasks.ACCURACY
+    metric = metric or metrics.ACCURACY
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,7 +40,7 @@ def plot_curves(histories: dict[tuple[str, int], list[dict]], path: str | os.Pat
     optimizers = list(dict.fromkeys(opt for opt, _ in histories))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
     score = metric.val_key
-    score_label = ("validation top-1 accuracy" if metric is tasks.ACCURACY
+    score_label = ("validation top-1 accuracy" if metric is metrics.ACCURACY
                    else f"validation {metric.name} (lower is better)")
     panels = (
         (axes[0], score, "step", score_label, "training step"),

@@ -1,0 +1,107 @@
+"""Search spaces of the tuning studies: each optimizer's own (its registry entry's
+``space``, the same for every graph), ``--space`` entries, and the edge rule.
+
+A space maps a hyperparameter to ``("log", low, high)`` (log-uniform) or
+``("choice", values)``. :func:`at_edge` flags a chosen value in the outer
+:data:`EDGE_FRACTION` (log scale) of its range: the optimum may lie outside it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from larq_bamsprod.harness.catalogue import registry
+
+
+def space_of(optimizer: str, overrides: dict[str, dict[str, tuple]] | None = None
+             ) -> dict[str, tuple]:
+    """The search space of ``optimizer`` (a variant ``opt@label`` uses ``opt``'s), with the
+    entries of ``overrides[optimizer]`` (``--space``) replacing or adding to it."""
+    space = dict(registry.entry(optimizer).space)
+    space.update((overrides or {}).get(optimizer, {}))
+    return space
+
+EDGE_FRACTION = 0.1
+"""A chosen log-uniform value within this fraction of its range's width (in log scale) of
+either end is "at the edge": the optimum may lie outside the range."""
+
+
+def at_edge(space: dict[str, tuple], params: dict) -> list[str]:
+    """Where ``params`` sit at the edge of ``space``: one sentence per such hyperparameter,
+    naming the value, the range and the ``--space`` that widens it by a decade on that side.
+    """
+    found = []
+    for name, spec in space.items():
+        if spec[0] != "log" or not isinstance(params.get(name), (int, float)):
+            continue
+        low, high, value = spec[1], spec[2], params[name]
+        position = (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
+        if EDGE_FRACTION <= position <= 1 - EDGE_FRACTION:
+            continue
+        top = position > 0.5
+        wider = (low, high * 10) if top else (low / 10, high)
+        found.append(f"{name}={value:.3g} is in the {'top' if top else 'bottom'} "
+                     f"{EDGE_FRACTION:.0%} of [{low:g}, {high:g}] (log scale); widen it "
+                     f"(e.g. --space OPT.{name}=log:{wider[0]:g}:{wider[1]:g}) and tune again "
+                     "into a new --output")
+    return found
+
+
+def check_entry(optimizer: str, name: str, spec: tuple) -> None:
+    """Raise a ValueError naming what is wrong with one search-space entry."""
+    valid = registry.hyperparameters(optimizer)  # also checks the optimizer's name
+    where = f"search space entry {optimizer}.{name}"
+    if name not in valid:
+        raise ValueError(f"{where}: {optimizer!r} has no hyperparameter {name!r}; valid: "
+                         f"{', '.join(sorted(valid))}")
+    kind = spec[0] if spec else None
+    if kind == "log":
+        low, high = spec[1], spec[2]
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high)):
+            raise ValueError(f"{where}: bounds must be numbers, received {low!r}, {high!r}")
+        if not 0 < low < high:
+            raise ValueError(f"{where}: log-uniform bounds need 0 < low < high, received "
+                             f"low={low!r}, high={high!r}")
+    elif kind == "choice":
+        if len(spec) != 2 or len(spec[1]) < 1:
+            raise ValueError(f"{where}: a choice needs at least one value")
+    else:
+        raise ValueError(f"{where}: kind must be 'log' or 'choice', received {kind!r}")
+
+
+def parse_space(items: list[str]) -> dict[str, dict[str, tuple]]:
+    """``["bop.gamma=log:1e-6:1e-3", "bamsprod.lr_decay=choice:sqrt,none"]`` -> entries."""
+    out: dict[str, dict[str, tuple]] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        opt, dot, name = key.rpartition(".")
+        kind, colon, rest = raw.partition(":")
+        if not sep or not dot or not name or not colon:
+            raise ValueError(f"--space {item!r} must look like OPTIMIZER.NAME=log:LOW:HIGH or "
+                             "OPTIMIZER.NAME=choice:A,B (e.g. bop.gamma=log:1e-6:1e-3)")
+        opt = registry.canonical_name(opt)
+        if kind == "log":
+            bounds = rest.split(":")
+            try:
+                low, high = (float(b) for b in bounds)
+            except ValueError:
+                raise ValueError(f"--space {item!r}: log needs two numbers, LOW:HIGH") from None
+            spec: tuple = ("log", low, high)
+        elif kind == "choice":
+            spec = ("choice", tuple(registry.parse_value(v) for v in rest.split(",")))
+        else:
+            raise ValueError(f"--space {item!r}: kind must be log or choice, received {kind!r}")
+        check_entry(opt, name, spec)
+        out.setdefault(opt, {})[name] = spec
+    return out
+
+
+def suggest(trial, space: dict[str, tuple]) -> dict[str, Any]:
+    params = {}
+    for name, spec in space.items():
+        if spec[0] == "log":
+            params[name] = trial.suggest_float(name, spec[1], spec[2], log=True)
+        else:
+            params[name] = trial.suggest_categorical(name, list(spec[1]))
+    return params
