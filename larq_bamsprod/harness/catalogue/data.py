@@ -524,32 +524,47 @@ def load(
         raise TypeError(f"seed must be an int or None, received seed={seed!r}.")
     builder = prepare(name, data_dir=data_dir, fashion_mnist_dir=fashion_mnist_dir,
                       download=download)
-    if select is None:
-        spec = _split_spec(builder, split, subset)
-        ds = builder.as_dataset(split=spec, as_supervised=True, shuffle_files=False)
-        n = int(builder.info.splits[spec].num_examples)
-    else:
-        select = np.asarray(select, dtype=bool)
-        total = int(builder.info.splits[split].num_examples)
-        if select.shape != (total,):
-            raise ValueError(f"select must have one entry per example of split={split!r} "
-                             f"({total}), received shape {select.shape}.")
-        n = int(select.sum()) if subset is None else min(subset, int(select.sum()))
-        keep = tf.constant(select)
-        ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
-
-        def selected(index, example):
-            return keep[index]
-
-        def drop_index(index, example):
-            return example
-
-        ds = ds.enumerate().filter(selected).map(drop_index).take(n)
+    ds, n = _examples(builder, split, subset, select)
     if shuffle:
         ds = ds.shuffle(min(n, SHUFFLE_BUFFER_LIMIT), seed=seed,
                         reshuffle_each_iteration=True)
+    ds = _preprocess(ds, info, image_size, augment, seed)
+    options = tf.data.Options()
+    options.deterministic = True  # parallel map must not reorder examples
+    ds = ds.with_options(options)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
-    height, width, _ = info.image_shape
+
+def _examples(builder, split: str, subset: int | None, select) -> tuple[tf.data.Dataset, int]:
+    """The ``(image, label)`` examples of ``split`` that ``subset`` and ``select`` keep (in
+    TFDS' stored order), and how many."""
+    if select is None:
+        spec = _split_spec(builder, split, subset)
+        ds = builder.as_dataset(split=spec, as_supervised=True, shuffle_files=False)
+        return ds, int(builder.info.splits[spec].num_examples)
+    select = np.asarray(select, dtype=bool)
+    total = int(builder.info.splits[split].num_examples)
+    if select.shape != (total,):
+        raise ValueError(f"select must have one entry per example of split={split!r} "
+                         f"({total}), received shape {select.shape}.")
+    n = int(select.sum()) if subset is None else min(subset, int(select.sum()))
+    keep = tf.constant(select)
+    ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+
+    def selected(index, example):
+        return keep[index]
+
+    def drop_index(index, example):
+        return example
+
+    return ds.enumerate().filter(selected).map(drop_index).take(n), n
+
+
+def _preprocess(ds: tf.data.Dataset, info: DatasetInfo, image_size: int | None,
+                augment: bool, seed: int | None) -> tf.data.Dataset:
+    """Images to ``float32`` in ``[-1, 1]`` at ``image_size`` (augmented if asked), labels
+    to ``int64``."""
+    height, width, channels = info.image_shape
     if image_size is not None:
         height = width = image_size
 
@@ -561,32 +576,26 @@ def load(
             return tf.image.resize(image, (height, width))
         return image
 
-    if augment:
-        pad = max(height // 8, 1)
-        channels = info.image_shape[2]
-        # One stateless seed pair per example, drawn from a seeded stream that is redrawn
-        # on each pass, like the shuffle order.
-        aug_seed = None if seed is None else seed + 1
-        pairs = tf.data.Dataset.random(seed=aug_seed, rerandomize_each_iteration=True).batch(2)
+    if not augment:
+        return ds.map(lambda image, label: (to_float(image) / 127.5 - 1.0,
+                                            tf.cast(label, tf.int64)),
+                      num_parallel_calls=tf.data.AUTOTUNE)
+    pad = max(height // 8, 1)
+    # One stateless seed pair per example, drawn from a seeded stream that is redrawn on
+    # each pass, like the shuffle order.
+    aug_seed = None if seed is None else seed + 1
+    pairs = tf.data.Dataset.random(seed=aug_seed, rerandomize_each_iteration=True).batch(2)
 
-        def augment_fn(example, pair):
-            image, label = example
-            image = tf.image.pad_to_bounding_box(to_float(image), pad, pad,
-                                                 height + 2 * pad, width + 2 * pad)
-            image = tf.image.stateless_random_crop(image, (height, width, channels), pair)
-            if info.flip:
-                image = tf.image.stateless_random_flip_left_right(image, pair + 1)
-            return image / 127.5 - 1.0, tf.cast(label, tf.int64)
+    def augment_fn(example, pair):
+        image, label = example
+        image = tf.image.pad_to_bounding_box(to_float(image), pad, pad,
+                                             height + 2 * pad, width + 2 * pad)
+        image = tf.image.stateless_random_crop(image, (height, width, channels), pair)
+        if info.flip:
+            image = tf.image.stateless_random_flip_left_right(image, pair + 1)
+        return image / 127.5 - 1.0, tf.cast(label, tf.int64)
 
-        ds = tf.data.Dataset.zip((ds, pairs)).map(augment_fn, num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = ds.map(lambda image, label: (to_float(image) / 127.5 - 1.0,
-                                          tf.cast(label, tf.int64)),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    options.deterministic = True  # parallel map must not reorder examples
-    ds = ds.with_options(options)
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    return tf.data.Dataset.zip((ds, pairs)).map(augment_fn, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 # --- Penn Treebank ---------------------------------------------------------------------------
