@@ -34,14 +34,21 @@ def missing_harness_packages() -> list[str]:
 
 
 def _int_list(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``: integers >= 0, each once, no empty item."""
+    parts = [part.strip() for part in text.split(",")]
     try:
-        values = [int(part) for part in text.split(",") if part.strip()]
+        values = [int(part) for part in parts]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers such as 0,1,2, received {text!r}"
         ) from None
-    if not values or any(v < 0 for v in values):
+    if any(v < 0 for v in values):
         raise argparse.ArgumentTypeError(f"expected integers >= 0, received {text!r}")
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names {', '.join(map(str, repeated))} more than once; give each "
+            "seed once, e.g. 0,1,2")
     return values
 
 
@@ -61,12 +68,14 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line, pointing to ``--help``."""
 
     def error(self, message: str):
+        if message.startswith("unrecognized arguments"):
+            message += (" (options take --NAME VALUE, e.g. --optimizers bamsprod,bop or "
+                        "--output DIR; nothing is given without a --NAME)")
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from larq_bamsprod.harness.catalogue import registry
-    from larq_bamsprod.harness.experiments import config
 
     parser = _Parser(
         prog="larq-bamsprod",
@@ -84,57 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "weights on identical batches; write results.{md,csv,json}, curves.png and "
         "TensorBoard logs to --output. Re-running the same command resumes.",
     )
-    c.add_argument("--workload", default=None, metavar="MODULE:NAME",
-                   help="your own graph: a larq_bamsprod.harness.Workload (or a zero-argument "
-                   "function returning one) named NAME in module MODULE (importable from the "
-                   "current folder or PYTHONPATH) or in a file (path/to/file.py:NAME); "
-                   "replaces --model, --dataset and --model-arg. See README, 'Compare on "
-                   "your own model'")
-    c.add_argument("--model", default=None,
-                   help="built-in model class name (see `larq-bamsprod list`). "
-                   "Default: BinaryCNN")
-    c.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",
-                   help="argument of the model's builder, e.g. width_multiplier=0.5 for "
-                        "BinaryMobileNetV2, BinaryResNet34 or BinaryResNetE18 (repeatable)")
-    c.add_argument("--dataset", default=None,
-                   help="built-in dataset: a TFDS image dataset of `larq-bamsprod list`, or "
-                   "ptb (Penn Treebank, for --model BinaryLSTM). Default: fashion_mnist")
-    c.add_argument("--optimizers", default=",".join(registry.COMPARED_BY_DEFAULT),
-                   help="comma list from: " + ",".join(registry.OPTIMIZER_NAMES)
-                   + " (case-insensitive). Default: " + ",".join(registry.COMPARED_BY_DEFAULT))
-    c.add_argument("--epochs", type=_positive_int, default=5, help="Default: 5")
-    c.add_argument("--batch-size", type=_positive_int, default=None,
-                   help="global batch size. Default: the workload's (128 for the built-in "
-                   "ones)")
-    c.add_argument("--seeds", type=_int_list, default=[0], help="e.g. 0,1,2. Default: 0")
-    c.add_argument("--output", default="runs/compare", help="Default: runs/compare")
-    c.add_argument("--steps-per-epoch", type=_positive_int, default=None,
-                   help="cap each epoch at N batches (quick runs)")
-    c.add_argument("--train-subset", type=_positive_int, default=None,
-                   help="train on the first N training examples that are not held out "
-                   "for validation")
-    c.add_argument("--test-subset", type=_positive_int, default=None,
-                   help="use the first N test examples")
-    c.add_argument("--schedule", choices=config.SCHEDULES, default="cosine",
-                   help="schedule shape applied to every optimizer's base rate. Default: cosine")
-    c.add_argument("--hparam", action="append", default=[], metavar="OPT.NAME=VALUE",
-                   help="override one hyperparameter, e.g. bamsprod.learning_rate=0.1 "
-                   "(repeatable)")
-    c.add_argument("--image-size", type=_positive_int, default=None,
-                   help="resize images to SxS (for models that need larger inputs)")
-    c.add_argument("--augment", action="store_true", help="random crop + flip (CIFAR style)")
-    c.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
-    c.add_argument("--distribute", choices=("mirrored", "multiworker"), default=None,
-                   help="mirrored: all local GPUs; multiworker: MultiWorkerMirroredStrategy "
-                   "with TF_CONFIG")
-    c.add_argument("--data-dir", default=None, help="TFDS data_dir (default: TFDS_DATA_DIR "
-                   "or ~/tensorflow_datasets)")
-    c.add_argument("--no-determinism", action="store_true",
-                   help="do not enable TensorFlow op determinism (faster on GPU)")
-    c.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
-                   help="progress: 0 one line per run, 1 a bar, 2 a line per evaluation "
-                   "point. Default: 1 on a terminal, else 2")
-    _add_fair_arguments(c)
+    _add_compare_arguments(c, output="runs/compare")
     r = sub.add_parser(
         "recipe",
         help="run one of larq-zoo's training recipes with BAMSProd, Bop or its own optimizer",
@@ -177,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "(installed or how to get them), optimizers and recipes")
     lst.add_argument("--data-dir", default=None, help="TFDS data_dir to look in (default: "
                      "TFDS_DATA_DIR or ~/tensorflow_datasets)")
-    _add_tune_parser(sub, c)
+    _add_tune_parser(sub)
     from larq_bamsprod.harness.reports import evidence
 
     e = sub.add_parser("evidence", help="regenerate RESULTS.md's tables of the tuned "
@@ -187,10 +146,74 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_tune_parser(sub, compare_parser: argparse.ArgumentParser) -> None:
+def _add_compare_arguments(p: argparse.ArgumentParser, output: str) -> None:
+    """The graph, data, budget and report flags of ``compare``, which ``tune`` shares.
+
+    Added to each parser anew, not through ``parents=``: argparse's parents share their
+    action objects, and a child that redefines one (``tune``'s default ``--output``) takes
+    its option string away from the parent's, where it becomes a positional that swallows
+    a stray word (``compare bamsprod,bop`` trained into a folder named ``bamsprod,bop``).
+    """
+    from larq_bamsprod.harness.catalogue import registry
+    from larq_bamsprod.harness.experiments import config
+
+    p.add_argument("--workload", default=None, metavar="MODULE:NAME",
+                   help="your own graph: a larq_bamsprod.harness.Workload (or a zero-argument "
+                   "function returning one) named NAME in module MODULE (importable from the "
+                   "current folder or PYTHONPATH) or in a file (path/to/file.py:NAME); "
+                   "replaces --model, --dataset and --model-arg. See README, 'Compare on "
+                   "your own model'")
+    p.add_argument("--model", default=None,
+                   help="built-in model class name (see `larq-bamsprod list`). "
+                   "Default: BinaryCNN")
+    p.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",
+                   help="argument of the model's builder, e.g. width_multiplier=0.5 for "
+                        "BinaryMobileNetV2, BinaryResNet34 or BinaryResNetE18 (repeatable)")
+    p.add_argument("--dataset", default=None,
+                   help="built-in dataset: a TFDS image dataset of `larq-bamsprod list`, or "
+                   "ptb (Penn Treebank, for --model BinaryLSTM). Default: fashion_mnist")
+    p.add_argument("--optimizers", default=",".join(registry.COMPARED_BY_DEFAULT),
+                   help="comma list from: " + ",".join(registry.OPTIMIZER_NAMES)
+                   + " (case-insensitive). Default: " + ",".join(registry.COMPARED_BY_DEFAULT))
+    p.add_argument("--epochs", type=_positive_int, default=5, help="Default: 5")
+    p.add_argument("--batch-size", type=_positive_int, default=None,
+                   help="global batch size. Default: the workload's (128 for the built-in "
+                   "ones)")
+    p.add_argument("--seeds", type=_int_list, default=[0], help="e.g. 0,1,2. Default: 0")
+    p.add_argument("--output", default=output, help=f"Default: {output}")
+    p.add_argument("--steps-per-epoch", type=_positive_int, default=None,
+                   help="cap each epoch at N batches (quick runs)")
+    p.add_argument("--train-subset", type=_positive_int, default=None,
+                   help="train on the first N training examples that are not held out "
+                   "for validation")
+    p.add_argument("--test-subset", type=_positive_int, default=None,
+                   help="use the first N test examples")
+    p.add_argument("--schedule", choices=config.SCHEDULES, default="cosine",
+                   help="schedule shape applied to every optimizer's base rate. Default: cosine")
+    p.add_argument("--hparam", action="append", default=[], metavar="OPT.NAME=VALUE",
+                   help="override one hyperparameter, e.g. bamsprod.learning_rate=0.1 "
+                   "(repeatable)")
+    p.add_argument("--image-size", type=_positive_int, default=None,
+                   help="resize images to SxS (for models that need larger inputs)")
+    p.add_argument("--augment", action="store_true", help="random crop + flip (CIFAR style)")
+    p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
+    p.add_argument("--distribute", choices=("mirrored", "multiworker"), default=None,
+                   help="mirrored: all local GPUs; multiworker: MultiWorkerMirroredStrategy "
+                   "with TF_CONFIG")
+    p.add_argument("--data-dir", default=None, help="TFDS data_dir (default: TFDS_DATA_DIR "
+                   "or ~/tensorflow_datasets)")
+    p.add_argument("--no-determinism", action="store_true",
+                   help="do not enable TensorFlow op determinism (faster on GPU)")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                   help="progress: 0 one line per run, 1 a bar, 2 a line per evaluation "
+                   "point. Default: 1 on a terminal, else 2")
+    _add_fair_arguments(p)
+
+
+def _add_tune_parser(sub) -> None:
     """``tune``: every flag of ``compare`` (same graph, data, budget), plus the tuning's."""
     t = sub.add_parser(
-        "tune", parents=[compare_parser], conflict_handler="resolve",
+        "tune",
         help="tune every optimizer with the same number of trials (Optuna), then compare "
         "the best configurations over --seeds",
         description="Give every optimizer exactly --trials trials over one search space "
@@ -202,7 +225,7 @@ def _add_tune_parser(sub, compare_parser: argparse.ArgumentParser) -> None:
         "one --storage; re-running resumes. Writes tune.md/tune.json and the comparison "
         "to --output.",
     )
-    t.add_argument("--output", default="runs/tune", help="Default: runs/tune")
+    _add_compare_arguments(t, output="runs/tune")
     t.add_argument("--trials", type=_positive_int, default=20,
                    help="trials per optimizer (the same for all). Default: 20")
     t.add_argument("--storage", default=None,
@@ -337,8 +360,8 @@ def _list(args) -> int:
     from larq_bamsprod.harness.catalogue import data, registry, workloads
     from larq_bamsprod.harness.experiments import zoo
 
-    print("built-in models, --model NAME (inputs smaller than the side given are enlarged "
-          "inside the model; your own model and data: --workload MODULE:NAME):")
+    print("built-in models, --model NAME (your own model and data: --workload "
+          "MODULE:NAME):")
     for name, task, inputs in workloads.registered():
         print(f"  {name:<24}" + (f"{task}: {inputs}" if task == "language model" else inputs))
     data_dir = args.data_dir or data.default_data_dir()
@@ -405,6 +428,8 @@ def _recipe(args):
             raise ValueError(f"optimizer {optimizer} (set with --hparam "
                              f"{optimizer}.NAME=VALUE): {err}") from err
     finished = zoo.check_resumable(task)
+    if not finished:
+        zoo.check_model(task)
 
     def run() -> int:
         if finished:

@@ -172,9 +172,12 @@ def test_list_gives_the_models_smallest_input(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
-    assert rows["QuickNetSmall"].endswith("min input 32x32")
-    assert rows["BinaryAlexNet"].endswith("min input 64x64")
-    assert rows["BinaryCNN"].endswith("any input size")
+    assert rows["QuickNetSmall"].endswith(
+        "any input size (enlarged to 32x32 inside the model below that)")
+    assert rows["BinaryAlexNet"].endswith("enlarged to 64x64 inside the model below that)")
+    # BinaryCNN pools 2x2 three times (valid): 8 -> 4 -> 2 -> 1, but 7 -> 3 -> 1 -> 0.
+    assert rows["BinaryCNN"].endswith("min input 8x8")
+    assert rows["BinaryResNet34"].endswith("min input 1x1")
     assert "TrainQuickNet" in out
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 HARNESS = Path(__file__).resolve().parents[2] / "larq_bamsprod" / "harness"
-LAYERS = {"metrics": 0, "files": 0, "workload": 1, "catalogue": 1, "runner": 2,
+LAYERS = {"metrics": 0, "files": 0, "words": 0, "workload": 1, "catalogue": 1, "runner": 2,
           "experiments": 3, "reports": 3, "api": 4, "cli": 5, "__init__": 5, "__main__": 6}
 
 

@@ -79,6 +79,7 @@ __all__ = [
     "load_windows",
     "ptb_windows",
     "prepare",
+    "prepare_other",
     "restore_gzip_header",
     "token_windows",
 ]
@@ -386,6 +387,33 @@ def prepare(
     builder.download_and_prepare(download_config=_download_config(max_examples_per_split))
     return builder
 
+
+def prepare_other(name: str, *, data_dir: str | None = None,
+                  download: bool = True) -> tfds.core.DatasetBuilder:
+    """:func:`prepare` for a TFDS name outside ``DATASETS`` (``recipe --dataset kmnist``).
+
+    A prepared copy in ``data_dir`` is used as it is; a download is tried only if every
+    download host answers within ``NETWORK_PROBE_TIMEOUT`` seconds. Otherwise
+    ``DatasetUnavailableError`` says so, and nothing has been written to ``data_dir``
+    (``tfds.builder`` creates no folder; ``download_and_prepare`` would).
+    """
+    data_dir = data_dir or default_data_dir()
+    builder = tfds.builder(name, data_dir=data_dir)
+    if _is_prepared(builder):
+        return builder
+    urls = list(builder.url_infos or {})
+    hosts = sorted({urllib.parse.urlsplit(url).hostname for url in urls})
+    if not download:
+        reason = "download=False"
+    elif not urls or not _reachable(urls):
+        reason = f"its download hosts {hosts} cannot be reached"
+    else:
+        builder.download_and_prepare(download_config=_download_config(None))
+        return builder
+    raise DatasetUnavailableError(
+        f"dataset {name!r} is not prepared in data_dir={data_dir!r} and {reason}. To get it: "
+        f"on a machine with network, `tfds build {name} --data_dir DATA_DIR`, then copy "
+        "DATA_DIR here and give --data-dir DATA_DIR.")
 
 def is_prepared(name: str, data_dir: str | None = None) -> bool:
     """Whether ``data_dir`` holds the prepared dataset ``name`` (nothing is built)."""

@@ -80,7 +80,7 @@ from larq_bamsprod.hyperparameters import is_real
 CLASSIFICATION = "classification"
 LANGUAGE_MODELLING = "language_modelling"
 
-__all__ = ["MODELS", "ZOO_MIN_INPUT", "build_model", "enlarged_input", "input_note",
+__all__ = ["MIN_INPUT", "MODELS", "ZOO_MIN_INPUT", "build_model", "enlarged_input", "input_note",
            "model_arg"]
 
 _BN = {"momentum": 0.9, "epsilon": 1e-5}
@@ -300,6 +300,26 @@ ZOO_MIN_INPUT = {
     "QuickNetSmall": 32,
 }
 """Smallest side a larq-zoo graph is built at; smaller inputs are resized up to it."""
+
+MIN_INPUT = {
+    "BinaryCNN": 8,
+    "BinaryDenseNet28": 8,
+    "BinaryDenseNet37": 8,
+    "BinaryDenseNet37Dilated": 2,
+    "BinaryDenseNet45": 8,
+    "RealToBinaryNet": 0,
+}
+"""Smallest side the image models that do not enlarge their inputs (not in
+``ZOO_MIN_INPUT``) can be built at; smaller ones fail in a pooling layer. Found by building
+every model at sides 1 to 64 (``build_model(name, (s, s, 1), 10)``, 3 channels alike); a
+model not listed here builds at 1x1 (BinaryResNet34, BinaryMobileNetV2, BiRealNet,
+MeliusNet22)."""
+
+
+def smallest_input(name: str) -> int:
+    """The smallest side model ``name`` takes: 1 for a model that enlarges smaller inputs
+    inside itself (``ZOO_MIN_INPUT``) or builds at 1x1, else its ``MIN_INPUT``."""
+    return MIN_INPUT.get(registered_name(name), 1)
 
 _ZOO_NAMES = ("BiRealNet", "BinaryAlexNet", "BinaryDenseNet28", "BinaryDenseNet37",
               "BinaryDenseNet37Dilated", "BinaryDenseNet45", "BinaryResNetE18", "DoReFaNet",

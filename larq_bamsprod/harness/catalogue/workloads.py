@@ -27,6 +27,7 @@ import tensorflow as tf
 from larq_bamsprod.harness.catalogue import data, models
 from larq_bamsprod.harness.catalogue.models import CLASSIFICATION, LANGUAGE_MODELLING, model_task
 from larq_bamsprod.harness.metrics import ACCURACY, PERPLEXITY, Metric
+from larq_bamsprod.harness.words import error_summary
 from larq_bamsprod.harness.workload import (
     Data,
     Workload,
@@ -127,22 +128,36 @@ class BuiltinWorkload(Workload):
     def check_model(self) -> None:
         """Build the model once at its input shape: its builder checks ``model_args``, and
         an input it cannot take (``--image-size 2``) is named."""
+        self._check_input_size()
         try:
             self._build()
         except (TypeError, ValueError) as err:
             flag = "--model-arg" if self.model_args else "--model"
             raise ValueError(f"{flag}: {err}") from err
         except Exception as err:  # e.g. a pooling layer with nothing left to pool
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
             size = "x".join(str(d) for d in self.input_shape)
             raise ValueError(
                 f"model {self.model_name} cannot be built for inputs of {size} "
-                f"({type(err).__name__}: {first}); give a larger --image-size"
+                f"({error_summary(err)}); give a larger --image-size"
                 if self.image_size else
                 f"model {self.model_name} cannot be built for {self.dataset}'s inputs of "
-                f"{size} ({type(err).__name__}: {first})") from None
+                f"{size} ({error_summary(err)})") from None
         finally:
             tf.keras.backend.clear_session()
+
+    def _check_input_size(self) -> None:
+        if self.info.task == LANGUAGE_MODELLING:
+            return
+        side, smallest = min(self.input_shape[:2]), models.smallest_input(self.model_name)
+        if side >= smallest:
+            return
+        if self.image_size is not None:
+            raise ValueError(f"--image-size {self.image_size} is too small for "
+                             f"{self.model_name}, whose smallest input is "
+                             f"{smallest}x{smallest}; give --image-size {smallest} or more")
+        raise ValueError(f"{self.dataset}'s {side}x{side} images are too small for "
+                         f"{self.model_name}, whose smallest input is {smallest}x{smallest}; "
+                         f"give --image-size {smallest} or more")
 
     def check_validation_size(self) -> None:
         """Cheap: the published (or recorded) split size, nothing prepared."""
@@ -251,8 +266,12 @@ def registered() -> list[tuple[str, str, str]]:
             rows.append((name, "language model", "windows of token ids (--dataset ptb)"))
             continue
         side = models.ZOO_MIN_INPUT.get(name)
-        rows.append((name, "image classifier",
-                     f"min input {side}x{side}" if side else "any input size"))
+        if side:
+            inputs = f"any input size (enlarged to {side}x{side} inside the model below that)"
+        else:
+            side = models.smallest_input(name)
+            inputs = f"min input {side}x{side}"
+        rows.append((name, "image classifier", inputs))
     return rows
 
 

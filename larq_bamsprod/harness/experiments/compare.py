@@ -62,9 +62,19 @@ from larq_bamsprod.harness.files import (
 from larq_bamsprod.harness.reports.plots import plot_curves
 from larq_bamsprod.harness.reports.summary import summarize
 from larq_bamsprod.harness.reports.tables import results_csv, results_markdown
-from larq_bamsprod.harness.runner.distribute import is_chief, make_strategy, shard
+from larq_bamsprod.harness.runner.distribute import (
+    check_distribute,
+    is_chief,
+    make_strategy,
+    shard,
+)
 from larq_bamsprod.harness.runner.progress import Progress
-from larq_bamsprod.harness.runner.training import evaluation_steps, run_one, schedule_shape
+from larq_bamsprod.harness.runner.training import (
+    evaluation_steps,
+    run_one,
+    schedule_shape,
+)
+from larq_bamsprod.harness.words import plural
 
 __all__ = ["CompareConfig", "ResumeError", "check", "check_resumable", "run_comparison"]
 
@@ -72,13 +82,16 @@ __all__ = ["CompareConfig", "ResumeError", "check", "check_resumable", "run_comp
 def check(cfg: CompareConfig, hyperparameters: bool = True) -> None:
     """Check what only reading files, data and models shows, before anything is written.
 
-    Order: the output folder; the workload (a user's: its data read and its model built
-    once; a built-in's: its model built, its sizes); the settings recorded in the output
-    folder by an earlier run (``hyperparameters=False``: not the optimizers', for ``tune``,
-    whose final comparison trains the chosen ones); a built-in's dataset (prepared now, or
-    how to get it); every optimizer, built as training will build it (its own checks run).
+    Order: the output folder; ``--distribute`` (TF_CONFIG for multiworker); the workload
+    (a user's: its data read and its model built once; a built-in's: its model built, its
+    sizes); the settings recorded in the output folder by an earlier run
+    (``hyperparameters=False``: not the optimizers', for ``tune``, whose final comparison
+    trains the chosen ones); a built-in's dataset (prepared now, or how to get it);
+    ``--eval-every`` against the steps of a run; every optimizer, built as training will
+    build it (its own checks run).
     """
     check_writable_folder(cfg.output, "--output")
+    check_distribute(cfg.distribute)
     workload = cfg.workload
     if workload.builtin:
         workload.check_model()
@@ -89,7 +102,13 @@ def check(cfg: CompareConfig, hyperparameters: bool = True) -> None:
         workload.check()  # reads the data and builds the model once: the identity needs it
         check_resumable(cfg, hyperparameters=hyperparameters)
     steps = cfg.steps_per_epoch or max(workload.train_examples() // workload.batch_size, 1)
-    shape = schedule_shape(cfg.schedule, cfg.epochs * steps)
+    total = cfg.epochs * steps
+    if cfg.eval_every is not None and cfg.eval_every > total:
+        raise ValueError(
+            f"--eval-every {cfg.eval_every} is more than the {total} steps of each run "
+            f"({cfg.epochs} {plural(cfg.epochs, 'epoch')} of {steps} steps): no evaluation "
+            f"but the last; give --eval-every {total} or less, or leave it out")
+    shape = schedule_shape(cfg.schedule, total)
     for name in cfg.optimizers:
         try:
             registry.make_optimizer(name, cfg.hparams.get(name), shape)

@@ -54,8 +54,9 @@ from zookeeper.tf import Dataset, Preprocessing, TFDSDataset
 
 from larq_bamsprod import schedules
 from larq_bamsprod.compat import LearningRateSchedule, LegacyOptimizer
-from larq_bamsprod.harness.catalogue import registry
+from larq_bamsprod.harness.catalogue import models, registry
 from larq_bamsprod.harness.files import as_json
+from larq_bamsprod.harness.words import error_summary
 from larq_bamsprod.schedules import ScaledSchedule
 
 __all__ = [
@@ -138,12 +139,7 @@ class TFDSImageDataset(TFDSDataset):
 
         if self.name in data.DATASETS:
             return data.prepare(self.name, data_dir=self.data_dir, download=self.download)
-        import tensorflow_datasets as tfds
-
-        builder = tfds.builder(self.name, data_dir=self.data_dir)
-        if self.download and not (Path(builder.data_dir) / "dataset_info.json").exists():
-            builder.download_and_prepare()
-        return builder
+        return data.prepare_other(self.name, data_dir=self.data_dir, download=self.download)
 
     def num_examples(self, split) -> int:
         n = super().num_examples(split)
@@ -434,6 +430,22 @@ def check_resumable(task) -> bool:
         )
     epochs_done = len(((history or {}).get("history") or {}).get("loss", []))
     return epochs_done >= task.epochs
+
+
+def check_model(task) -> None:
+    """Build ``task``'s model now (zookeeper keeps it for the run): an input it cannot take
+    (``--image-size 8``) is a ValueError naming the flag, before anything is written."""
+    try:
+        task.model  # noqa: B018
+    except Exception as err:  # e.g. a pooling layer with nothing left to pool
+        size = "x".join(str(d) for d in task.input_shape)
+        recipe = task._recipe_class.__name__
+        side = models.ZOO_MIN_INPUT.get(recipe.removeprefix("Train"))  # TrainQuickNet
+        larger = f"{side} or more" if side else "a larger one, e.g. the recipes' own 224"
+        raise ValueError(
+            f"--image-size {task.input_shape[0]}: recipe {recipe}'s model cannot be built "
+            f"for inputs of {size} ({error_summary(err)}); give --image-size {larger}"
+        ) from None
 
 
 def input_notes(task) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import tensorflow as tf
@@ -10,8 +11,25 @@ import tensorflow as tf
 from larq_bamsprod.harness.workload import Data
 
 
+def check_distribute(distribute: str | None) -> None:
+    """Raise a ValueError if ``--distribute`` cannot start here (nothing is built)."""
+    if distribute != "multiworker":
+        return
+    if "TF_CONFIG" not in os.environ:
+        raise ValueError(
+            "--distribute multiworker needs the TF_CONFIG environment variable on every "
+            "worker (see README, 'Beyond one machine'); set it, or drop --distribute")
+    try:
+        json.loads(os.environ["TF_CONFIG"])
+    except ValueError:
+        raise ValueError(
+            f"--distribute multiworker: TF_CONFIG is not JSON, received "
+            f"{os.environ['TF_CONFIG']!r}; see README, 'Beyond one machine'") from None
+
+
 def make_strategy(distribute: str | None) -> tf.distribute.Strategy:
     """The ``tf.distribute`` strategy for ``--distribute`` (default: the default one)."""
+    check_distribute(distribute)
     if distribute == "mirrored":
         if tf.config.list_logical_devices("GPU"):
             return tf.distribute.MirroredStrategy()  # every local GPU
@@ -21,11 +39,6 @@ def make_strategy(distribute: str | None) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy(
             cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
     if distribute == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError(
-                "--distribute multiworker needs the TF_CONFIG environment variable on every "
-                "worker (see README, 'Beyond one machine')"
-            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
