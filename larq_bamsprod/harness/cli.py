@@ -264,7 +264,11 @@ def _add_fair_arguments(p: argparse.ArgumentParser) -> None:
                    "5000")
     p.add_argument("--eval-every", type=_positive_int, default=None, metavar="STEPS",
                    help="evaluate on validation every STEPS training steps (and after the "
-                   "last). Default: about 20 evaluations per run")
+                   "last). Default: about 20 evaluations per run, fewer if the validation "
+                   "set is large: evaluations x validation batches at most 0.3 x training "
+                   "steps (an evaluation batch cost 0.3-0.5 of a training step on the "
+                   "committed graphs, so evaluation stays under about 15%% of training "
+                   "time). At most the run's steps")
     p.add_argument("--reference", default=None,
                    help="optimizer the others are measured against. Default: bop if "
                    "compared, else the first of --optimizers")

@@ -11,12 +11,23 @@ from typing import Any
 from larq_bamsprod.hyperparameters import plain
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder + rename."""
+    """Write ``text`` to ``path`` via a temporary file in the same folder + rename.
+
+    The file gets the mode a plain ``open(path, "w")`` would give it (0666 less the umask),
+    not the temporary file's 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()

@@ -148,6 +148,37 @@ def test_csv_has_header_and_rows():
     assert [r.split(",")[0] for r in rows] == ["bop", "bamsprod", "adam", "sgdm"]
 
 
+def test_csv_cells_are_plain_values():
+    import csv
+    import io
+
+    made = summary.summarize(RESULTS, "bop", target=0.8)
+    rows = {r["optimizer"]: r for r in csv.DictReader(io.StringIO(tables.results_csv(made)))}
+    for row in rows.values():
+        assert not any(cell.startswith(("{", "[")) for cell in row.values()), row
+    bamsprod = next(r for r in made["rows"] if r["optimizer"] == "bamsprod")
+    assert float(rows["bamsprod"]["diff_final_test_accuracy.mean"]) == pytest.approx(
+        bamsprod["diff_final_test_accuracy"]["mean"])
+    seeds = made["seeds"]
+    assert [rows["bamsprod"][f"steps_to_target.seed{s}"] for s in seeds] == [
+        "" if v is None else str(v) for v in bamsprod["steps_to_target"]]
+
+
+def test_result_files_honour_the_umask(tmp_path):
+    import os
+    import stat
+
+    from larq_bamsprod.harness.files import write_json_atomic
+
+    for umask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
+        previous = os.umask(umask)
+        try:
+            write_json_atomic(tmp_path / f"{umask:o}.json", {"a": 1})
+        finally:
+            os.umask(previous)
+        assert stat.S_IMODE((tmp_path / f"{umask:o}.json").stat().st_mode) == mode
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -189,6 +220,20 @@ def test_evaluation_points_about_twenty_and_the_last_step():
     assert evaluation_steps(10, 4) == [4, 8, 10]
 
 
+def test_default_evaluation_points_keep_evaluation_batches_under_a_third_of_the_steps():
+    from larq_bamsprod.harness.runner.training import evaluation_steps
+
+    # The tuned BinaryCNN: 1716 steps, 40 validation batches. About 20 points would be 86
+    # steps apart, 20 x 40 = 800 batches = 47% of the steps; ceil(40 / 0.3) = 134 apart
+    # gives 12 points + the last: 13 x 40 = 520 batches, 30% of the steps.
+    points = evaluation_steps(1716, None, validation_batches=40)
+    assert points == list(range(134, 1609, 134)) + [1716]
+    assert len(points) * 40 <= 0.31 * 1716
+    # A small validation set leaves the 20 points as they were; --eval-every wins.
+    assert evaluation_steps(279, None, validation_batches=2) == list(range(14, 279, 14)) + [279]
+    assert evaluation_steps(1716, 50, validation_batches=40)[:2] == [50, 100]
+
+
 def test_speedup_interval_by_hand():
     # logs of 2 and 8: mean log 4 -> geometric mean 4; sd of (ln 2, ln 8) = sqrt(2) * ln 2,
     # half width t(0.975, 1) * sd / sqrt(2) = 12.7062 * ln 2.
@@ -210,11 +255,20 @@ def test_speedup_interval_by_hand():
     ([], 0, 3, "slower (never reaches)"),
     ([], 3, 0, "faster (reference never reaches)"),
     ([1.5], 1, 1, "no verdict (1 seed)"),
+    # Both seeds 2x: "2.00x [2.00, 2.00]" is the evaluation grid, not certainty.
+    ([2.0, 2.0], 2, 2, "no verdict (no spread over seeds)"),
 ])
 def test_speed_verdict(ratios, reached, ref_reached, expected):
     seeds = max(reached, ref_reached)
     assert stats.speed_verdict(stats.ratio_interval(ratios), reached, ref_reached,
                                seeds) == expected
+
+
+def test_the_same_difference_on_every_seed_gives_no_verdict():
+    # sd 0: the t interval has width 0 whatever t is, [0.01, 0.01].
+    assert stats.verdict(stats.mean_interval([0.01, 0.01, 0.01])) == (
+        "no verdict (no spread over seeds)")
+    assert stats.verdict(stats.mean_interval([0.01, 0.02])) == "no difference detected"
 
 
 def test_summary_speed_interval_and_verdict(rows):

@@ -2,7 +2,8 @@
 
 Held out: ``--validation-size`` examples of the training split (default 10%, at most
 5,000, picked by a fixed seeded permutation, the same for every seed and optimizer) are
-never trained on. Every ``--eval-every`` steps (default: about 20 points per run) the
+never trained on. Every ``--eval-every`` steps (default: about 20 points per run, fewer for
+a large validation set: :func:`~larq_bamsprod.harness.runner.training.evaluation_steps`) the
 model is evaluated on them; the best checkpoint and the time to a target validation
 accuracy are chosen on validation only. Test accuracy is measured once at the end, for the
 final weights and for the best-validation weights, and never chooses anything. On a text
@@ -73,6 +74,7 @@ from larq_bamsprod.harness.runner.training import (
     evaluation_steps,
     run_one,
     schedule_shape,
+    validation_batches,
 )
 from larq_bamsprod.harness.words import plural
 
@@ -154,7 +156,8 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
     for note in notes:
         log(f"Note: {note}.")
     total_steps = cfg.epochs * data_.steps_per_epoch
-    points = evaluation_steps(total_steps, cfg.eval_every)
+    points = evaluation_steps(total_steps, cfg.eval_every,
+                              validation_batches(data_, workload.batch_size))
     unit = "examples" if data_.metric.percent else "windows"
     log(f"{data_.train_size} training, {data_.validation_size} validation {unit}; "
         f"{total_steps} steps per run, {len(points)} evaluation points per run")

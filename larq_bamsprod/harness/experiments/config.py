@@ -72,7 +72,8 @@ class CompareConfig:
     distribute: str | None = None
     deterministic: bool = True
     verbose: int | None = None  # progress: 0 quiet, 1 bar, 2 lines; None = 1 on a terminal
-    # Steps between evaluations on the validation set; None: about 20 per run.
+    # Steps between evaluations on the validation set; None: about 20 per run, fewer for a
+    # large validation set (training.evaluation_steps).
     eval_every: int | None = None
     # Optimizer the others are measured against; None: bop if compared, else the first.
     reference: str | None = None

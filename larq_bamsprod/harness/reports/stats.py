@@ -22,12 +22,14 @@ The rules (also written into every report by :func:`rules_text`):
   compared on a log scale, so 2x faster and 2x slower are symmetric).
 * **Verdict** on the final test accuracy: "better" if the whole 95% interval of the paired
   difference is above 0, "worse" if it is below 0, else "no difference detected"; with one
-  seed there is no interval and no verdict.
+  seed there is no interval and no verdict, and none either when every seed gives the same
+  difference (an interval of width 0, :data:`NO_SPREAD`).
 * **Speed verdict**: "faster" if the whole speed-up interval is above 1, "slower" if it is
   below 1, else "no difference detected", when both reached the target on every seed;
   "slower (never reaches)" / "faster (reference never reaches)" when one of them reached it
   on every seed and the other on none; otherwise (the target missed on some seeds only) no
-  speed verdict, and the reached counts say why.
+  speed verdict, and the reached counts say why. Every seed with the same speed-up (an
+  interval of width 0): no verdict.
 
 For a score where lower is better (perplexity, :mod:`larq_bamsprod.harness.metrics`) the
 comparisons turn round: the target is reached at the first validation perplexity *at most*
@@ -49,6 +51,11 @@ _Z_975 = 1.959964
 
 NEVER = None
 """Steps (or seconds) to target of a run that never reaches it."""
+
+NO_SPREAD = "no verdict (no spread over seeds)"
+"""The verdict when every seed gives the same value: an interval of width 0 (e.g. "2.00x
+[2.00, 2.00]", every seed reaching the target at the same evaluation point) says how
+coarse the evaluation points are, not how sure the difference is."""
 
 
 def t_critical(df: int) -> float:
@@ -129,6 +136,8 @@ def speed_verdict(interval: dict, reached: int, reference_reached: int, seeds: i
         return "no verdict (target missed on some seeds)"
     if interval["n"] < 2 or interval["low"] is None:
         return "no verdict (1 seed)" if interval["n"] == 1 else "-"
+    if interval["low"] == interval["high"]:
+        return NO_SPREAD
     if interval["low"] > 1:
         return "faster"
     if interval["high"] < 1:
@@ -148,6 +157,8 @@ def verdict(interval: dict, higher_is_better: bool = True) -> str:
     (optimizer minus reference; "better" is above 0, or below 0 if lower is better)."""
     if interval["n"] < 2 or interval["low"] is None:
         return "no verdict (1 seed)" if interval["n"] == 1 else "-"
+    if interval["low"] == interval["high"]:
+        return NO_SPREAD
     above, below = interval["low"] > 0, interval["high"] < 0
     if above if higher_is_better else below:
         return "better"
@@ -179,9 +190,10 @@ def rules_text(reference: str, target: float, metric=None) -> str:
         "reached the target. *Speed-up [95% CI]*: geometric mean of the per-seed speed-ups "
         "over the seeds where both reached the target, interval from the t interval of the "
         f"mean log speed-up. *Verdict* on final test {score}: better if the whole interval "
-        f"is {better}, worse if {worse}, otherwise no difference detected (one seed: no "
-        "verdict). *Speed verdict*: faster / slower if the whole speed-up interval is above / "
-        "below 1 and both reached the target on every seed (or: one never reaches it). "
+        f"is {better}, worse if {worse}, otherwise no difference detected (one seed, or the "
+        "same difference on every seed: no verdict). *Speed verdict*: faster / slower if the "
+        "whole speed-up interval is above / below 1 and both reached the target on every "
+        "seed (or: one never reaches it); no verdict if every seed gives the same speed-up. "
         f"Validation ({held_out}) chooses the best checkpoint and the target; test {score} "
         "only reports."
         + (f" Lower {score} is better." if score != "accuracy" else "")

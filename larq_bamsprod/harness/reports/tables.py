@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 
 from larq_bamsprod.harness import metrics
@@ -127,14 +126,41 @@ def _workload_text(workload) -> str:
             + f" on `{workload.dataset}`")
 
 
+# Row entries with one value per seed (summary.summarize), in the order of the seeds.
+_PER_SEED = ("steps_to_target", "seconds_to_target", "speedup_per_seed")
+
+
 def results_csv(summary: dict) -> str:
-    keys = sorted({k for r in summary["rows"] for k in r})
-    keys.remove("optimizer")
-    keys = ["optimizer"] + keys
+    """One row per optimizer, one plain value per cell: a nested entry is spread over
+    columns named by its path (``diff_final_test_accuracy.low``; ``steps_to_target.seed0``
+    for a per-seed list when the optimizer ran every seed of ``summary["seeds"]``, else
+    ``steps_to_target.0``, ...)."""
+    rows = []
+    for row in summary["rows"]:
+        flat = {}
+        for key, value in row.items():
+            seeds = summary.get("seeds", [])
+            per_seed = key in _PER_SEED and len(value or []) == len(seeds)
+            flat.update(_flat(value, key, [f"seed{s}" for s in seeds] if per_seed else None))
+        rows.append(flat)
+    keys = ["optimizer"] + sorted({k for row in rows for k in row} - {"optimizer"})
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=keys)
     writer.writeheader()
-    for row in summary["rows"]:
-        writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v
-                         for k, v in row.items()})
+    writer.writerows(rows)
     return buf.getvalue()
+
+
+def _flat(value, prefix: str, labels: list[str] | None = None) -> dict:
+    """``value`` under ``prefix`` as plain cells: ``{"b": 1}`` -> ``{"prefix.b": 1}``,
+    ``[2, 3]`` -> ``{"prefix.0": 2, "prefix.1": 3}`` (``labels`` instead of 0, 1, ...)."""
+    if isinstance(value, dict):
+        items = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = list(zip(labels or [str(i) for i in range(len(value))], value))
+    else:
+        return {prefix: value}
+    flat = {}
+    for key, item in items:
+        flat.update(_flat(item, f"{prefix}.{key}"))
+    return flat

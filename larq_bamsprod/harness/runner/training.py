@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -58,14 +59,32 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
 
-def evaluation_steps(total_steps: int, eval_every: int | None) -> list[int]:
+EVALUATION_SHARE = 0.3
+"""Default spacing: evaluations x validation batches <= this share of the training steps.
+
+An evaluation batch cost 0.29-0.51 of a training step in the committed tuned runs
+(``eval_seconds / train_seconds / (evaluations x validation batches / steps)`` over the 88
+``docs/results/tuned/*/runs/*/done.json``: BinaryCNN 0.33-0.47, BinaryResNet34 0.29-0.39,
+BinaryMobileNetV2 0.30-0.45, BinaryResNetE18 0.33-0.48, BinaryLSTM 0.40-0.51), so 0.3 keeps
+evaluation at most about 15% of training time."""
+
+
+def evaluation_steps(total_steps: int, eval_every: int | None,
+                     validation_batches: int = 0) -> list[int]:
     """Steps after which the model is evaluated on the validation set.
 
-    Every ``eval_every`` steps and after the last step; ``eval_every=None`` gives about
-    20 evaluations per run (``round(total_steps / 20)`` steps apart, at least 1).
+    Every ``eval_every`` steps and after the last step. ``eval_every=None``: about 20
+    evaluations per run (``round(total_steps / 20)`` steps apart), fewer if the
+    validation set is large: at least ``validation_batches / EVALUATION_SHARE`` steps apart.
     """
-    every = eval_every or max(1, round(total_steps / 20))
+    every = eval_every or max(1, round(total_steps / 20),
+                              math.ceil(validation_batches / EVALUATION_SHARE))
     return sorted(set(range(every, total_steps + 1, every)) | {total_steps})
+
+
+def validation_batches(data_: Data, batch_size: int) -> int:
+    """Batches of one evaluation on ``data_``'s validation set."""
+    return math.ceil(data_.validation_size / batch_size)
 
 
 def _build(workload: Workload, settings: RunSettings, data_: Data, strategy,
@@ -107,30 +126,50 @@ def _init_weights(workload: Workload, settings: RunSettings, data_: Data, strate
 BEST_WEIGHTS = "best.weights.npz"
 
 
-def learning_rate(optimizer) -> float | None:
-    """The learning rate ``optimizer`` applies at its current step (for Larq's
-    ``CaseOptimizer``, e.g. Bop: the rate of its default optimizer, the real-valued one)."""
-    inner = getattr(optimizer, "default_optimizer", None) or optimizer
-    rate = getattr(inner, "learning_rate", None)
+def _rate(optimizer, name: str) -> float | None:
+    """Hyperparameter ``name`` of ``optimizer`` at its current step (a schedule is
+    evaluated), or None if it has none."""
+    rate = getattr(optimizer, name, None)
     if rate is None:
         return None
     if isinstance(rate, tf.keras.optimizers.schedules.LearningRateSchedule):
-        rate = rate(inner.iterations)
+        rate = rate(optimizer.iterations)
     try:
         return float(tf.keras.backend.get_value(rate))
     except (TypeError, ValueError):
         return None
 
 
+def learning_rates(optimizer) -> dict[str, float]:
+    """The rates ``optimizer`` applies at its current step, by name.
+
+    ``learning_rate``: the optimizer's; for Larq's ``CaseOptimizer`` (Bop's layout), that of
+    its default optimizer, which trains the real-valued weights. The other optimizers of a
+    ``CaseOptimizer`` add theirs as ``<class>_<name>``: Bop's ``bop_gamma`` (its
+    adaptivity rate, scaled by the schedule like every base rate).
+    """
+    inner = list(getattr(optimizer, "optimizers", []))  # CaseOptimizer's, default last
+    default = inner[-1] if inner else optimizer
+    rates = {"learning_rate": _rate(default, "learning_rate")}
+    for other in inner[:-1]:
+        for name in ("learning_rate", "gamma"):
+            rates[f"{type(other).__name__.lower()}_{name}"] = _rate(other, name)
+    return {name: rate for name, rate in rates.items() if rate is not None}
+
+
 class _Evaluator(tf.keras.callbacks.Callback):
     """Evaluates on the validation set at the steps in ``points``, inside ``model.fit``.
 
     Keeps training time and evaluation time apart: ``train_seconds`` and ``eval_seconds``
-    are totals over the run. The first step of each process (tracing, graph building, the
-    input pipeline's first fill) goes to ``startup_seconds`` instead, so that the order in
-    which runs share a process does not show up as training time. ``model.evaluate`` resets
-    the compiled metrics, so the training loss and accuracy logged at a point are means over
-    the steps since the previous point.
+    are totals over the run. Every step is charged to training once, the same way whether
+    the run was interrupted or not: the first step of each ``fit`` call (each epoch) holds
+    one-off work besides the step (in a new process: tracing and graph building; in every
+    epoch: the input pipeline's first fill), so it is charged the run's typical step (the
+    median of the other steps timed in this process) and the rest of it goes to
+    ``startup_seconds``. (With one step per epoch there is no other step: the first step of
+    a process goes to startup and every later one to training, as it is.) ``model.evaluate``
+    resets the compiled metrics, so the training loss and accuracy logged at a point are
+    means over the steps since the previous point.
     """
 
     def __init__(self, run: _Run):
@@ -138,10 +177,14 @@ class _Evaluator(tf.keras.callbacks.Callback):
         self.run = run
         self._mark = 0.0
         self._batch_start = 0.0
-        self._first = True
+        self._first_of_fit = True
+        self._first_of_process = True
+        self._timed: list[float] = []  # every step timed in this process, for the median
+        self._uncharged: list[float] = []  # first steps of fits, not yet charged
 
     def on_epoch_begin(self, epoch, logs=None):
         self._mark = time.perf_counter()
+        self._first_of_fit = True
 
     def on_train_batch_begin(self, batch, logs=None):
         self._batch_start = time.perf_counter()
@@ -149,17 +192,32 @@ class _Evaluator(tf.keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         run = self.run
         now = time.perf_counter()
-        if self._first:
+        if self._first_of_fit and (run.data.steps_per_epoch > 1 or self._first_of_process):
             run.startup_seconds += now - self._mark
-            self._mark, self._first = now, False
+            self._uncharged.append(now - self._mark)
+            self._mark = now
         else:
             run.step_times.append(now - self._batch_start)
+            self._timed.append(now - self._batch_start)
+            self._charge_first_steps()
+        self._first_of_fit = self._first_of_process = False
         run.step += 1
         run.progress.step()
         if run.step in run.points:
             run.train_seconds += now - self._mark
             run.evaluate(self.model, logs or {})
             self._mark = time.perf_counter()
+
+    def _charge_first_steps(self) -> None:
+        """Move the typical step's time of each first step from startup to training."""
+        if not self._uncharged or self.run.data.steps_per_epoch == 1:
+            return
+        typical = statistics.median(self._timed[-100:])
+        for seconds in self._uncharged:
+            charge = min(seconds, typical)
+            self.run.train_seconds += charge
+            self.run.startup_seconds -= charge
+        self._uncharged = []
 
     def on_epoch_end(self, epoch, logs=None):
         self.run.train_seconds += time.perf_counter() - self._mark
@@ -200,7 +258,7 @@ class _Run:
             metric.train_key: float(train_logs.get(metric.name, float("nan"))),
             "val_loss": float(val["loss"]),
             metric.val_key: float(val[metric.name]),
-            "learning_rate": learning_rate(self.optimizer),
+            **learning_rates(self.optimizer),
             "train_seconds": self.train_seconds,
             "eval_seconds": self.eval_seconds,
             "step_seconds_median": statistics.median(times) if times else None,
@@ -210,13 +268,7 @@ class _Run:
         self.step_times = []
         self.rows.append(row)
         if self.chief:
-            with self.writer.as_default(step=self.step):
-                for key in ("train_loss", metric.train_key, "val_loss", metric.val_key,
-                            "val_top5", "learning_rate"):
-                    if row.get(key) is not None:
-                        tf.summary.scalar(key, row[key])
-                tf.summary.scalar("train_seconds", row["train_seconds"])
-            self.writer.flush()
+            log_row(self.writer, row, metric)
         if metric.improves(row[metric.val_key], self.best_value):
             self.best_value = row[metric.val_key]
             _save_weights_atomic(model, self.best_path)
@@ -224,6 +276,39 @@ class _Run:
             self.step, self.points.index(self.step) + 1,
             f"val {_short(metric)} {row[metric.val_key]:.4f}, "
             f"train loss {row['train_loss']:.4f}")
+
+
+def log_row(writer, row: dict, metric: metrics.Metric) -> None:
+    """One evaluation point's scalars in TensorBoard, at its step."""
+    with writer.as_default(step=row["step"]):
+        for key, value in row.items():
+            if key in _NOT_LOGGED or value is None:
+                continue
+            tf.summary.scalar(key, value)
+    writer.flush()
+
+
+# Row entries that are not curves: the point itself, and a median kept for the report.
+_NOT_LOGGED = ("step", "epoch", "step_seconds_median")
+
+
+def _tensorboard_writer(out: Path, run_dir: Path, rows: list[dict], metric: metrics.Metric,
+                        chief: bool):
+    """The run's TensorBoard writer; for the chief, its log rebuilt from ``rows``.
+
+    A run killed after an evaluation point and before its epoch was saved logged points
+    that its resumed run logs again (with other seconds): TensorBoard would show those
+    steps twice and the seconds running backwards. So the chief starts the log afresh
+    from the saved history, which is what a resumed run continues from.
+    """
+    folder = out / "tensorboard" / run_dir.name
+    if chief:
+        shutil.rmtree(folder, ignore_errors=True)
+    writer = tf.summary.create_file_writer(str(folder))
+    if chief:
+        for row in rows:
+            log_row(writer, row, metric)
+    return writer
 
 
 def _short(metric: metrics.Metric) -> str:
@@ -289,49 +374,28 @@ def run_one(
     run_dir = out / "runs" / f"{optimizer_name}-seed{seed}"
     label = f"{optimizer_name} seed {seed}"
     total_steps = settings.epochs * data_.steps_per_epoch
-    points = evaluation_steps(total_steps, settings.eval_every)
+    points = evaluation_steps(total_steps, settings.eval_every,
+                              validation_batches(data_, workload.batch_size))
     progress = progress or Progress(1, total_steps, log, settings.verbose)
     hparams = registry.describe(optimizer_name, settings.hparams.get(optimizer_name))
-    chief = is_chief(strategy)
-    done = read_json(run_dir / "done.json")
+    done = _finished_run(run_dir, hparams, settings.epochs)
     if done is not None:
-        recorded = done.get("hyperparameters", hparams)
-        if recorded != hparams:
-            raise ResumeError(
-                f"{run_dir} finished with hyperparameters {recorded}, not {hparams}; use "
-                "another --output"
-            )
-        if done.get("epochs", settings.epochs) >= settings.epochs:
-            progress.skip_run(label)
-            return done
-        # More epochs with the constant schedule (config.py): continue from the checkpoint.
+        progress.skip_run(label)
+        return done
     state = _read_history(run_dir)
     init_path = _init_weights(workload, settings, data_, strategy, seed, out)
     model, optimizer = _build(workload, settings, data_, strategy, optimizer_name, seed,
                               total_steps)
     model.load_weights(str(init_path))
-
+    chief = is_chief(strategy)
     ckpt_dir = run_dir / "ckpt" if chief else out / ".scratch" / f"{os.getpid()}-{seed}"
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=2)
     epochs_done = state["epochs_done"]
     if epochs_done:
-        wanted = str(ckpt_dir / f"ckpt-{epochs_done}")
-        if not tf.io.gfile.exists(wanted + ".index"):
-            raise ResumeError(
-                f"{run_dir}: history.json has {epochs_done} epochs but checkpoint {wanted} is "
-                "missing; delete this run folder to start the run again"
-            )
-        try:
-            checkpoint.restore(wanted).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as error:
-            raise ResumeError(
-                f"{run_dir}: checkpoint {wanted} does not fit this run's model and optimizer "
-                f"({str(error).splitlines()[0]}); delete this run folder to start it again"
-            ) from error
+        _restore(checkpoint, ckpt_dir, run_dir, epochs_done)
         log(f"{label}: resumed after epoch {epochs_done}")
-
-    writer = tf.summary.create_file_writer(str(out / "tensorboard" / run_dir.name))
+    writer = _tensorboard_writer(out, run_dir, state["rows"], data_.metric, chief)
     run = _Run(optimizer_name, seed, data_, optimizer, points, list(state["rows"]), run_dir,
                writer, chief, progress, step=epochs_done * data_.steps_per_epoch,
                train_seconds=state["train_seconds"], eval_seconds=state["eval_seconds"])
@@ -341,17 +405,12 @@ def run_one(
     # Other workers keep their copy apart (as their checkpoints), not in the run folder.
     run.best_path = (run_dir if chief else ckpt_dir) / BEST_WEIGHTS
     progress.start_run(label, run.step, len(points))
+    _warm_evaluation(model, data_, strategy, run)
     evaluator = _Evaluator(run)
     for epoch in range(epochs_done, settings.epochs):
         tf.keras.utils.set_random_seed(epoch_seed(seed, epoch))
-        model.fit(
-            data_.train(epoch_seed(seed, epoch)),
-            epochs=epoch + 1,
-            initial_epoch=epoch,
-            steps_per_epoch=data_.steps_per_epoch,
-            callbacks=[evaluator],
-            verbose=0,
-        )
+        model.fit(data_.train(epoch_seed(seed, epoch)), epochs=epoch + 1, initial_epoch=epoch,
+                  steps_per_epoch=data_.steps_per_epoch, callbacks=[evaluator], verbose=0)
         # Checkpoint first, then history: a kill in between leaves the older history,
         # whose matching checkpoint is still kept (max_to_keep=2).
         manager.save(checkpoint_number=epoch + 1)
@@ -360,6 +419,63 @@ def run_one(
                 "epochs_done": epoch + 1, "rows": run.rows,
                 "train_seconds": run.train_seconds, "eval_seconds": run.eval_seconds,
             })
+    result = _result(model, run, settings.epochs, hparams, evaluate_test)
+    if chief:
+        _log_hparams(writer, optimizer_name, seed, hparams, result["final"], result["best"],
+                     total_steps, metric)
+        write_json_atomic(run_dir / "done.json", result)
+    _report_end(progress, run, result, evaluate_test)
+    return result
+
+
+def _finished_run(run_dir: Path, hparams: dict, epochs: int) -> dict | None:
+    """``done.json`` of ``run_dir`` if it finished ``epochs``; None if there is more to
+    train (none yet, or more epochs with the constant schedule: config.py)."""
+    done = read_json(run_dir / "done.json")
+    if done is None:
+        return None
+    recorded = done.get("hyperparameters", hparams)
+    if recorded != hparams:
+        raise ResumeError(
+            f"{run_dir} finished with hyperparameters {recorded}, not {hparams}; use "
+            "another --output"
+        )
+    return done if done.get("epochs", epochs) >= epochs else None
+
+
+def _restore(checkpoint, ckpt_dir: Path, run_dir: Path, epochs_done: int) -> None:
+    """Restore the checkpoint of epoch ``epochs_done`` (ResumeError if it cannot be)."""
+    wanted = str(ckpt_dir / f"ckpt-{epochs_done}")
+    if not tf.io.gfile.exists(wanted + ".index"):
+        raise ResumeError(
+            f"{run_dir}: history.json has {epochs_done} epochs but checkpoint {wanted} is "
+            "missing; delete this run folder to start the run again"
+        )
+    try:
+        checkpoint.restore(wanted).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        raise ResumeError(
+            f"{run_dir}: checkpoint {wanted} does not fit this run's model and optimizer "
+            f"({str(error).splitlines()[0]}); delete this run folder to start it again"
+        ) from error
+
+
+def _warm_evaluation(model, data_: Data, strategy, run: _Run) -> None:
+    """Trace the model's evaluation once, untimed, before the first timed evaluation.
+
+    Tracing takes seconds (about 20 s for BinaryResNetE18) and happens once per model and
+    process: charged to the first evaluation it would make whichever optimizer a process
+    runs first, or resumes, look slow to evaluate. It is startup time.
+    """
+    start = time.perf_counter()
+    model.evaluate(data_.validation.take(strategy.num_replicas_in_sync), verbose=0)
+    run.startup_seconds += time.perf_counter() - start
+
+
+def _result(model, run: _Run, epochs: int, hparams: dict, evaluate_test: bool) -> dict:
+    """What ``done.json`` holds (:func:`run_one`): test metrics of the final weights and of
+    the best validation weights (read back from ``run.best_path``)."""
+    data_, metric = run.data, run.data.metric
     start = time.perf_counter()
     final = _evaluate_test(model, data_) if evaluate_test else {}
     best_row = metric.best_row(run.rows)  # first of equal ones
@@ -370,8 +486,8 @@ def run_one(
     test_seconds = time.perf_counter() - start
     final = {"step": run.rows[-1]["step"], metric.val_key: run.rows[-1][metric.val_key],
              "val_loss": run.rows[-1]["val_loss"], **final}
-    result = {
-        "epochs": settings.epochs,
+    return {
+        "epochs": epochs,
         "history": run.rows,
         "final": final,
         "best": best,
@@ -383,15 +499,15 @@ def run_one(
         "train_size": data_.train_size,
         "validation_size": data_.validation_size,
     }
-    if chief:
-        _log_hparams(writer, optimizer_name, seed, hparams, final, best, total_steps, metric)
-        write_json_atomic(run_dir / "done.json", result)
+
+
+def _report_end(progress: Progress, run: _Run, result: dict, evaluate_test: bool) -> None:
+    metric, final = run.data.metric, result["final"]
     short = _short(metric)
     test_text = f", test {short} {final[metric.test_key]:.4f}" if evaluate_test else ""
     progress.end_run(
         f"final val {short} {final[metric.val_key]:.4f}{test_text}; "
         f"train {run.train_seconds:.1f} s, eval {run.eval_seconds:.1f} s")
-    return result
 
 
 def _log_hparams(writer, name: str, seed: int, hparams: dict, final: dict, best: dict,
@@ -399,9 +515,13 @@ def _log_hparams(writer, name: str, seed: int, hparams: dict, final: dict, best:
     """One entry of TensorBoard's HParams dashboard: the run's settings and results."""
     from tensorboard.plugins.hparams import api as hp
 
+    # Named per optimizer: BAMSProd's gamma and Bop's are different hyperparameters, and
+    # a None (not used) is left out rather than turning its column into text.
     values = {"optimizer": name, "seed": seed}
     for key, value in hparams.items():
-        values[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
+        if value is not None:
+            values[f"{name}.{key}"] = (value if isinstance(value, (bool, int, float, str))
+                                       else str(value))
     with writer.as_default(step=step):
         hp.hparams(values, trial_id=f"{name}-seed{seed}")
         for prefix, metrics in (("final", final), ("best", best)):
