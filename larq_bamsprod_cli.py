@@ -10,8 +10,8 @@ is imported, then restores it. If the import fails, what was written is shown.
 (``failed call to cuInit`` at the first operation) off the screen too; the command itself
 sets TensorFlow's Python logger to errors only.
 
-``larq-bamsprod --verbose COMMAND ...`` (``--verbose`` before the command; ``compare
---verbose N`` is Keras' progress display) keeps everything on screen.
+``larq-bamsprod --tf-logs COMMAND ...`` (before the command) keeps everything on screen;
+``--verbose N`` is a command's progress display, nothing else.
 ``python -m larq_bamsprod_cli ...`` is the same command.
 """
 
@@ -23,17 +23,51 @@ import tempfile
 
 
 def wants_tf_logs(argv: list[str]) -> bool:
-    """Whether ``argv`` has the top-level ``--verbose`` (given before the command name)."""
+    """Whether ``argv`` has the top-level ``--tf-logs`` (given before the command name)."""
     for arg in argv:
-        if arg == "--verbose":
+        if arg == "--tf-logs":
             return True
         if not arg.startswith("-"):
-            return False  # the command: a later --verbose is the command's own option
+            return False  # the command: what follows is the command's
     return False
+
+
+def wants_help(argv: list[str]) -> bool:
+    """Whether ``argv`` asks for help (``-h``/``--help`` before any ``--``), or nothing."""
+    options = argv[:argv.index("--")] if "--" in argv else argv
+    return not argv or "-h" in options or "--help" in options
+
+
+def show_help(argv: list[str]) -> None:
+    """Parse ``argv`` (it asks for help, or for nothing) without importing the library.
+
+    Importing ``larq_bamsprod`` imports TensorFlow (8-15 s), and the parser needs none of
+    it: its packages are entered here without running their ``__init__`` (which import
+    the library), so that only the parser's own modules load (``harness.cli``,
+    ``catalogue.names``, ``reports.evidence``: the standard library only). argparse prints
+    the help (or a usage error) and exits; the process ends there, stubs and all.
+    """
+    import importlib.util
+    import types
+
+    root = importlib.util.find_spec("larq_bamsprod").submodule_search_locations[0]
+    for package in ("larq_bamsprod", "larq_bamsprod.harness",
+                    "larq_bamsprod.harness.catalogue", "larq_bamsprod.harness.reports"):
+        stub = types.ModuleType(package)
+        stub.__path__ = [os.path.join(root, *package.split(".")[1:])]
+        sys.modules[package] = stub
+    from larq_bamsprod.harness.cli import build_parser
+
+    build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if wants_help(argv):
+        show_help(argv)  # exits, unless -h was a value (compare --output -h): go on
+        for package in [m for m in sys.modules if m.startswith("larq_bamsprod.")]:
+            del sys.modules[package]
+        del sys.modules["larq_bamsprod"]
     if wants_tf_logs(argv):
         from larq_bamsprod.harness.cli import main as run
     else:

@@ -1,7 +1,7 @@
 """Command line: ``larq-bamsprod compare|recipe|list ...``.
 
 The ``larq-bamsprod`` command starts in :mod:`larq_bamsprod_cli`, which hides TensorFlow's
-start-up messages (``larq-bamsprod --verbose ...`` keeps them) and then calls :func:`main`.
+start-up messages (``larq-bamsprod --tf-logs ...`` keeps them) and then calls :func:`main`.
 ``python -m larq_bamsprod.harness ...`` calls :func:`main` directly (TensorFlow's start-up
 messages then show).
 
@@ -75,16 +75,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from larq_bamsprod.harness.catalogue import registry
+    """The parser of every command. It imports no TensorFlow (only
+    :mod:`~larq_bamsprod.harness.catalogue.names` and the evidence command's arguments), so
+    that ``larq_bamsprod_cli`` can answer ``--help`` without importing the library."""
+    from larq_bamsprod.harness.catalogue import names
 
     parser = _Parser(
         prog="larq-bamsprod",
         description="BAMSProd vs Bop and the adaptive optimizers on the same binary graphs.",
     )
     parser.add_argument(
-        "--verbose", action="store_true", dest="tf_logs",
+        "--tf-logs", action="store_true", dest="tf_logs",
         help="show TensorFlow's start-up and C++ log messages (hidden by default); give it "
-        "before the command: larq-bamsprod --verbose compare ...")
+        "before the command: larq-bamsprod --tf-logs compare ... (a command's --verbose "
+        "is its progress display)")
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser(
         "compare",
@@ -107,9 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="larq-zoo task name, e.g. TrainQuickNet (a wrong name lists them all)")
     r.add_argument("--optimizer", default="bamsprod",
                    help="recipe (the recipe's own, as a legacy optimizer) or one of: "
-                   + ",".join(registry.OPTIMIZER_NAMES) + ". Default: bamsprod")
+                   + ",".join(names.OPTIMIZERS) + ". Default: bamsprod")
     r.add_argument("--dataset", default="fashion_mnist",
-                   help="TFDS image classification dataset. Default: fashion_mnist")
+                   help="TFDS image classification dataset: one of "
+                   + ", ".join(d for d in names.DATASETS if d != "ptb")
+                   + ", or any other TFDS name already prepared in --data-dir. "
+                   "Default: fashion_mnist")
     r.add_argument("--data-dir", default=None, help="TFDS data_dir (default: TFDS_DATA_DIR "
                    "or ~/tensorflow_datasets)")
     r.add_argument("--epochs", type=_positive_int, default=None, help="Default: the recipe's")
@@ -154,8 +161,7 @@ def _add_compare_arguments(p: argparse.ArgumentParser, output: str) -> None:
     its option string away from the parent's, where it becomes a positional that swallows
     a stray word (``compare bamsprod,bop`` trained into a folder named ``bamsprod,bop``).
     """
-    from larq_bamsprod.harness.catalogue import registry
-    from larq_bamsprod.harness.experiments import config
+    from larq_bamsprod.harness.catalogue import names
 
     p.add_argument("--workload", default=None, metavar="MODULE:NAME",
                    help="your own graph: a larq_bamsprod.harness.Workload (or a zero-argument "
@@ -169,12 +175,14 @@ def _add_compare_arguments(p: argparse.ArgumentParser, output: str) -> None:
     p.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",
                    help="argument of the model's builder, e.g. width_multiplier=0.5 for "
                         "BinaryMobileNetV2, BinaryResNet34 or BinaryResNetE18 (repeatable)")
+    images = [d for d in names.DATASETS if d != "ptb"]
     p.add_argument("--dataset", default=None,
-                   help="built-in dataset: a TFDS image dataset of `larq-bamsprod list`, or "
-                   "ptb (Penn Treebank, for --model BinaryLSTM). Default: fashion_mnist")
-    p.add_argument("--optimizers", default=",".join(registry.COMPARED_BY_DEFAULT),
-                   help="comma list from: " + ",".join(registry.OPTIMIZER_NAMES)
-                   + " (case-insensitive). Default: " + ",".join(registry.COMPARED_BY_DEFAULT))
+                   help="one of: " + ", ".join(images) + " (TFDS image datasets; `larq-"
+                   "bamsprod list` says which are installed), or ptb (Penn Treebank, for "
+                   "--model BinaryLSTM). Default: fashion_mnist")
+    p.add_argument("--optimizers", default=",".join(names.COMPARED_BY_DEFAULT),
+                   help="comma list from: " + ",".join(names.OPTIMIZERS)
+                   + " (case-insensitive). Default: " + ",".join(names.COMPARED_BY_DEFAULT))
     p.add_argument("--epochs", type=_positive_int, default=5, help="Default: 5")
     p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="global batch size. Default: the workload's (128 for the built-in "
@@ -188,7 +196,7 @@ def _add_compare_arguments(p: argparse.ArgumentParser, output: str) -> None:
                    "for validation")
     p.add_argument("--test-subset", type=_positive_int, default=None,
                    help="use the first N test examples")
-    p.add_argument("--schedule", choices=config.SCHEDULES, default="cosine",
+    p.add_argument("--schedule", choices=names.SCHEDULES, default="cosine",
                    help="schedule shape applied to every optimizer's base rate. Default: cosine")
     p.add_argument("--hparam", action="append", default=[], metavar="OPT.NAME=VALUE",
                    help="override one hyperparameter, e.g. bamsprod.learning_rate=0.1 "
@@ -398,6 +406,24 @@ def _recipe_hparams(optimizer: str, items: list[str]) -> dict:
     return registry.parse_overrides(qualified).get(optimizer, {})
 
 
+def _recipe_optimizer_error(optimizer: str, hparams: dict, config: list[str],
+                            err: Exception) -> str:
+    """The message of an optimizer the recipe could not build, blaming the flag that set
+    the bad value: ``--hparam`` if its values alone fail, else ``--set``."""
+    from larq_bamsprod.harness.catalogue import registry
+
+    try:
+        registry.make_optimizer(optimizer, hparams, None)
+    except (ValueError, TypeError):
+        return f"optimizer {optimizer} (set with --hparam {optimizer}.NAME=VALUE): {err}"
+    return (f"{_set_flags(config)}: the recipe's optimizer {optimizer} cannot be built "
+            f"with it: {err}")
+
+
+def _set_flags(config: list[str]) -> str:
+    return " ".join(f"--set {item}" for item in config)
+
+
 def _recipe(args):
     """Check the inputs of ``recipe``; return the function that runs it."""
     import os
@@ -418,19 +444,26 @@ def _recipe(args):
     output = args.output or os.path.join(
         "runs", "recipe", f"{name}-{optimizer}-{args.dataset}".replace("/", "_"))
     check_writable_folder(output, "--output")
-    task = zoo.make_recipe(
-        name, optimizer=optimizer, dataset=args.dataset, data_dir=args.data_dir,
-        epochs=args.epochs, batch_size=args.batch_size,
-        steps_per_epoch=args.steps_per_epoch, validation_steps=args.validation_steps,
-        image_size=args.image_size, output=output, hparams=hparams,
-        schedule=args.schedule, overrides=zoo.parse_config(args.config),
-    )
+    overrides = zoo.parse_config(args.config)
+    try:
+        task = zoo.make_recipe(
+            name, optimizer=optimizer, dataset=args.dataset, data_dir=args.data_dir,
+            epochs=args.epochs, batch_size=args.batch_size,
+            steps_per_epoch=args.steps_per_epoch, validation_steps=args.validation_steps,
+            image_size=args.image_size, output=output, hparams=hparams,
+            schedule=args.schedule, overrides=overrides,
+        )
+    except (ValueError, TypeError) as err:
+        if not overrides:
+            raise
+        # The other flags are checked above: what the configuration refuses is --set's.
+        raise ValueError(f"{_set_flags(args.config)}: {_one_line(err)}") from err
     if optimizer != "recipe":
         try:
             task.optimizer  # noqa: B018  (built now: the optimizer's own checks run)
         except (ValueError, TypeError) as err:
-            raise ValueError(f"optimizer {optimizer} (set with --hparam "
-                             f"{optimizer}.NAME=VALUE): {err}") from err
+            raise ValueError(_recipe_optimizer_error(optimizer, hparams, args.config,
+                                                     err)) from err
     finished = zoo.check_resumable(task)
     if not finished:
         zoo.check_model(task)
@@ -529,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _quiet_python_logs() -> None:
     """TensorFlow's and absl's Python warnings (retracing, checkpoint values not restored
-    yet, deprecations) only with ``--verbose``; the C++ ones: ``larq_bamsprod_cli``."""
+    yet, deprecations) only with ``--tf-logs``; the C++ ones: ``larq_bamsprod_cli``."""
     import logging
 
     import tensorflow as tf

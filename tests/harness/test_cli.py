@@ -138,7 +138,7 @@ def test_help_starts_without_tensorflow_log_noise():
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert result.stdout.startswith("usage: larq-bamsprod")
-    assert "--verbose" in result.stdout
+    assert "--tf-logs" in result.stdout
 
 
 @pytest.mark.slow
@@ -152,8 +152,9 @@ def test_errors_are_the_only_line_on_stderr():
 def test_top_level_verbose_is_told_from_the_commands_own():
     import larq_bamsprod_cli
 
-    assert larq_bamsprod_cli.wants_tf_logs(["--verbose", "list"])
+    assert larq_bamsprod_cli.wants_tf_logs(["--tf-logs", "list"])
     assert not larq_bamsprod_cli.wants_tf_logs(["compare", "--verbose", "2"])
+    assert not larq_bamsprod_cli.wants_tf_logs(["compare", "--tf-logs"])
     assert not larq_bamsprod_cli.wants_tf_logs(["--help"])
 
 
@@ -240,3 +241,41 @@ def test_a_multi_paragraph_error_is_told_in_one_line(data_dir, tmp_path, capsys)
     assert cli.main(argv) == 2
     assert "Key 'nonsense_field' does not correspond to any field of component " in (
         one_error_line(capsys, "larq-bamsprod recipe"))
+
+
+def test_the_names_help_lists_are_the_catalogues():
+    from larq_bamsprod.harness.catalogue import data, names, registry
+    from larq_bamsprod.harness.experiments import config
+
+    assert names.OPTIMIZERS == tuple(registry.REGISTRY)[:len(names.OPTIMIZERS)]
+    assert names.COMPARED_BY_DEFAULT == registry.COMPARED_BY_DEFAULT
+    assert names.DATASETS == tuple(sorted(data.DATASETS))
+    assert names.SCHEDULES == config.SCHEDULES
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["compare", "--help"], ["tune", "-h"],
+                                  ["evidence", "--help"], []])
+def test_help_imports_neither_tensorflow_nor_the_library(argv):
+    # What makes --help take 8-15 s: importing TensorFlow (through larq_bamsprod).
+    code = ("import sys, larq_bamsprod_cli\n"
+            "try:\n"
+            f"    larq_bamsprod_cli.main({argv!r})\n"
+            "except SystemExit as exit_:\n"
+            "    print('exit', exit_.code)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('tensorflow', 'keras', 'larq', 'tf_keras')))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    last = result.stdout.strip().splitlines()[-2:]
+    assert last == [f"exit {2 if not argv else 0}", "[]"], result.stdout[-2000:] + result.stderr
+
+
+def test_a_bad_recipe_set_is_blamed_on_set(data_dir, tmp_path, capsys):
+    argv = ["recipe", "TrainQuickNet", "--data-dir", data_dir, "--output",
+            str(tmp_path / "out"), "--set", "optimizer_hparams={'learning_rate': -1}"]
+    assert cli.main(argv) == 2
+    line = one_error_line(capsys, "larq-bamsprod recipe")
+    assert line.startswith("larq-bamsprod recipe: error: --set optimizer_hparams="
+                           "{'learning_rate': -1}: learning_rate must be > 0")
+    assert "--hparam" not in line
+    assert not (tmp_path / "out").exists()

@@ -83,8 +83,9 @@ def test_outputs_table_plot_tensorboard_and_history(data_dir, tmp_path):
     for name in ("results.md", "results.csv", "results.json", "curves.png", "config.json"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # 2 epochs x 4 steps, about 20 evaluations asked for: one after every step.
-    assert [r["step"] for r in _history(tmp_path, "bamsprod")] == list(range(1, 9))
+    # 2 epochs x 4 steps; 25 validation examples (10% of 256) are 1 batch of 32, so the
+    # default points are ceil(1 / 0.3) = 4 steps apart (evaluation batches <= 0.3 x steps).
+    assert [r["step"] for r in _history(tmp_path, "bamsprod")] == [4, 8]
     done = json.loads((tmp_path / "runs" / "bamsprod-seed0" / "done.json").read_text())
     assert set(done["final"]) >= {"val_accuracy", "test_accuracy"}
     assert done["best"]["val_accuracy"] == max(r["val_accuracy"] for r in done["history"])

@@ -204,3 +204,19 @@ def test_tensorboard_of_a_resumed_run_has_every_point_once_and_seconds_forward(
     assert [step for step, _ in rates] == list(range(4, 49, 4))
     assert set(_events(whole / "tensorboard" / "sgd-seed0").Tags()["tensors"]) == set(
         events.Tags()["tensors"])
+
+
+def test_time_left_waits_for_a_quarter_of_a_run_and_leaves_the_first_step_out(monkeypatch):
+    from larq_bamsprod.harness.runner import progress
+
+    clock = _Clock()
+    monkeypatch.setattr(progress, "time", types.SimpleNamespace(perf_counter=clock))
+    count = progress.Progress(runs=2, steps_per_run=8, log=lambda _: None, verbose=0)
+    clock.now += 30.0  # data, model, tracing: the first step ends at 30 s
+    count.step()
+    assert count.remaining_seconds() is None
+    for _ in range(3):  # steps of 2 s each
+        clock.now += 2.0
+        count.step()
+    # 4 of 16 steps done (a quarter of a run is 2); 3 timed steps of 2 s: 12 left x 2 s.
+    assert count.remaining_seconds() == pytest.approx(24.0)

@@ -26,7 +26,7 @@ import numbers
 from pathlib import Path
 from typing import Any
 
-from larq_bamsprod.harness.catalogue import registry
+from larq_bamsprod.harness.catalogue import names, registry
 from larq_bamsprod.harness.catalogue.workloads import BuiltinWorkload
 from larq_bamsprod.harness.files import as_json, read_json
 from larq_bamsprod.harness.runner.training import ResumeError
@@ -34,7 +34,7 @@ from larq_bamsprod.harness.workload import Workload, check_positive_int
 
 __all__ = ["CompareConfig", "ResumeError", "check_resumable", "identity"]
 
-SCHEDULES = ("constant", "cosine", "step")
+SCHEDULES = names.SCHEDULES
 DISTRIBUTE = (None, "mirrored", "multiworker")
 
 # Run settings that must match for a resumed comparison to stay fair, beside the workload's

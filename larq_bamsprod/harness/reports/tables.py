@@ -9,6 +9,7 @@ import math
 from larq_bamsprod.harness import metrics
 from larq_bamsprod.harness.experiments.config import CompareConfig
 from larq_bamsprod.harness.reports import stats
+from larq_bamsprod.harness.words import plural
 
 
 def _fmt(mean, std, pct=True):
@@ -100,7 +101,7 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
         workload = cfg.workload
         text = (
             _workload_text(workload)
-            + f", {cfg.epochs} epochs, batch "
+            + f", {cfg.epochs} {plural(cfg.epochs, 'epoch')}, batch "
             f"{workload.batch_size}, seeds {cfg.seeds}, schedule `{cfg.schedule}`"
             + (f", train subset {workload.train_subset}" if workload.train_subset else "")
             + (f", {cfg.steps_per_epoch} steps/epoch" if cfg.steps_per_epoch else "")

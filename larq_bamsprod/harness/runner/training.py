@@ -24,6 +24,7 @@ from larq_bamsprod.harness.catalogue import registry
 from larq_bamsprod.harness.files import read_json, write_json_atomic
 from larq_bamsprod.harness.runner.distribute import is_chief
 from larq_bamsprod.harness.runner.progress import Progress
+from larq_bamsprod.harness.words import plural
 from larq_bamsprod.harness.workload import Data, Workload
 
 
@@ -448,8 +449,8 @@ def _restore(checkpoint, ckpt_dir: Path, run_dir: Path, epochs_done: int) -> Non
     wanted = str(ckpt_dir / f"ckpt-{epochs_done}")
     if not tf.io.gfile.exists(wanted + ".index"):
         raise ResumeError(
-            f"{run_dir}: history.json has {epochs_done} epochs but checkpoint {wanted} is "
-            "missing; delete this run folder to start the run again"
+            f"{run_dir}: history.json has {epochs_done} {plural(epochs_done, 'epoch')} but "
+            f"checkpoint {wanted} is missing; delete this run folder to start the run again"
         )
     try:
         checkpoint.restore(wanted).assert_existing_objects_matched()
