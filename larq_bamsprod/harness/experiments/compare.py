@@ -72,12 +72,15 @@ __all__ = ["CompareConfig", "ResumeError", "check", "check_resumable", "run_comp
 def check(cfg: CompareConfig, hyperparameters: bool = True) -> None:
     """Check what only reading files, data and models shows, before anything is written.
 
-    Order: the output folder; the workload (a user's: its data read and its model built
+    Order: the strategy of ``--distribute`` (TensorFlow allows multiworker's only before
+    any tensor exists); the output folder; the workload (a user's: its data read and its model built
     once; a built-in's: its model built, its sizes); the settings recorded in the output
     folder by an earlier run (``hyperparameters=False``: not the optimizers', for ``tune``,
     whose final comparison trains the chosen ones); a built-in's dataset (prepared now, or
     how to get it); every optimizer, built as training will build it (its own checks run).
     """
+    if cfg.distribute:
+        make_strategy(cfg.distribute)
     check_writable_folder(cfg.output, "--output")
     workload = cfg.workload
     if workload.builtin:
