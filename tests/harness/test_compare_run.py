@@ -230,7 +230,7 @@ def test_model_args_are_recorded_and_count_as_a_fairness_setting(data_dir, tmp_p
     result = _compare(data_dir, tmp_path, *mobilenet, "--model-arg", "width_multiplier=0.5",
                       optimizers="sgdm", epochs=1)
     assert result.returncode == 2
-    assert "model_args: {'width_multiplier': 0.35} -> {'width_multiplier': 0.5}" in result.stderr
+    assert "model_args.width_multiplier: 0.35 -> 0.5" in result.stderr
 
 
 def test_initial_weights_are_written_through_a_file_of_this_process_only(data_dir, tmp_path):

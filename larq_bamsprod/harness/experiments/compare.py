@@ -64,7 +64,6 @@ from larq_bamsprod.harness.reports.plots import plot_curves
 from larq_bamsprod.harness.reports.summary import summarize
 from larq_bamsprod.harness.reports.tables import results_csv, results_markdown
 from larq_bamsprod.harness.runner.distribute import (
-    check_distribute,
     is_chief,
     make_strategy,
     shard,
@@ -84,16 +83,18 @@ __all__ = ["CompareConfig", "ResumeError", "check", "check_resumable", "run_comp
 def check(cfg: CompareConfig, hyperparameters: bool = True) -> None:
     """Check what only reading files, data and models shows, before anything is written.
 
-    Order: the output folder; ``--distribute`` (TF_CONFIG for multiworker); the workload
-    (a user's: its data read and its model built once; a built-in's: its model built, its
+    Order: the strategy of ``--distribute`` (TF_CONFIG checked; TensorFlow allows
+    multiworker's only before any tensor exists); the output folder; the workload (a
+    user's: its data read and its model built once; a built-in's: its model built, its
     sizes); the settings recorded in the output folder by an earlier run
     (``hyperparameters=False``: not the optimizers', for ``tune``, whose final comparison
     trains the chosen ones); a built-in's dataset (prepared now, or how to get it);
     ``--eval-every`` against the steps of a run; every optimizer, built as training will
     build it (its own checks run).
     """
+    if cfg.distribute:
+        make_strategy(cfg.distribute)
     check_writable_folder(cfg.output, "--output")
-    check_distribute(cfg.distribute)
     workload = cfg.workload
     if workload.builtin:
         workload.check_model()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 
@@ -28,8 +29,20 @@ def check_distribute(distribute: str | None) -> None:
 
 
 def make_strategy(distribute: str | None) -> tf.distribute.Strategy:
-    """The ``tf.distribute`` strategy for ``--distribute`` (default: the default one)."""
+    """The ``tf.distribute`` strategy for ``--distribute`` (default: the default one).
+
+    Made once per process: TensorFlow configures the collective ops of
+    ``MultiWorkerMirroredStrategy`` only at program start, before any tensor exists, so
+    ``compare.check`` makes the strategy first and training takes the same one.
+    """
+    if distribute is None:
+        return tf.distribute.get_strategy()
     check_distribute(distribute)
+    return _strategy(distribute)
+
+
+@functools.cache
+def _strategy(distribute: str) -> tf.distribute.Strategy:
     if distribute == "mirrored":
         if tf.config.list_logical_devices("GPU"):
             return tf.distribute.MirroredStrategy()  # every local GPU
@@ -40,7 +53,7 @@ def make_strategy(distribute: str | None) -> tf.distribute.Strategy:
             cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
     if distribute == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
+    raise ValueError(f"--distribute {distribute!r}: use mirrored or multiworker")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
