@@ -220,3 +220,35 @@ def test_time_left_waits_for_a_quarter_of_a_run_and_leaves_the_first_step_out(mo
         count.step()
     # 4 of 16 steps done (a quarter of a run is 2); 3 timed steps of 2 s: 12 left x 2 s.
     assert count.remaining_seconds() == pytest.approx(24.0)
+
+
+@pytest.mark.slow
+def test_a_recipe_killed_after_an_epoch_keeps_that_epochs_record(data_dir, tmp_path):
+    output = tmp_path / "recipe"
+    args = [sys.executable, "-m", "larq_bamsprod_cli", "recipe", "TrainQuickNet",
+            "--dataset", "fashion_mnist", "--data-dir", str(data_dir), "--epochs", "3",
+            "--batch-size", "8", "--steps-per-epoch", "2", "--image-size", "32",
+            "--output", str(output)]
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 900
+    record = output / "history.json"
+    while proc.poll() is None and time.monotonic() < deadline:
+        if record.exists() and json.loads(record.read_text())["history"].get("loss"):
+            break  # epoch 1 checkpointed by larq-zoo, then recorded
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    # larq-zoo's checkpoint of the last finished epoch (none if the kill came between the
+    # record of epoch 1 and its checkpoint: then epoch 1 is trained again).
+    stats = output / "stats.json"
+    killed_after = json.loads(stats.read_text())["epoch"] if stats.exists() else 0
+    assert killed_after < 3, "the recipe was not killed mid-training"
+    resumed = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    if killed_after:
+        assert f"Loaded model from epoch {killed_after}." in resumed.stdout
+    history = json.loads((output / "history.json").read_text())["history"]
+    # Every epoch once, whichever process trained it (and once if trained twice).
+    assert len(history["loss"]) == 3

@@ -42,7 +42,6 @@ Note:
 import ast
 import importlib
 import inspect
-import json
 import math
 import os
 from pathlib import Path
@@ -321,13 +320,11 @@ class _RecipeOverrides:
     @Field
     def callbacks(self) -> list:
         callbacks = self._recipe_class.__component_fields__["callbacks"].get_default(self)
-        if self.optimizer_name == "recipe":
-            return callbacks
-        # The recipe's per-epoch rates are already in the optimizer's schedule.
-        return [
-            c for c in callbacks
-            if not isinstance(c, tf.keras.callbacks.LearningRateScheduler)
-        ]
+        if self.optimizer_name != "recipe":
+            # The recipe's per-epoch rates are already in the optimizer's schedule.
+            callbacks = [c for c in callbacks
+                         if not isinstance(c, tf.keras.callbacks.LearningRateScheduler)]
+        return [_EpochRecord(self), *callbacks]  # before the checkpoint of the epoch
 
     def __post_configure__(self):
         if self.optimizer_name not in OPTIMIZER_CHOICES:
@@ -348,27 +345,45 @@ class _RecipeOverrides:
 
         # What this folder's checkpoint is a run of, before the first step (check_resumable).
         write_json_atomic(Path(self.output_dir) / "recipe.json", recipe_identity(self))
+        self.record_epoch(0, {})  # history.json from the start (its epochs, if resumed)
         super().run()
-        # Also a plain record of the run: what trained, and each epoch's metrics (appended
-        # to when a run resumes, as larq-zoo's run() does from its checkpoint).
+
+    def record_epoch(self, epoch: int, logs: dict) -> None:
+        """Record epoch ``epoch``'s metrics (0-based) in ``history.json``, a plain record of
+        the run: what trained and each epoch's metrics, kept across a resumed run.
+
+        Written at every epoch's end, before larq-zoo's checkpoint of it, at the epoch's
+        own index: a run killed in between trains that epoch again and its record replaces
+        the first one, so a killed run loses no epoch's record and repeats none."""
+        from larq_bamsprod.harness.files import read_json, write_json_atomic
+
         path = Path(self.output_dir) / "history.json"
-        previous = json.loads(path.read_text()).get("history", {}) if path.exists() else {}
-        history = getattr(getattr(self.model, "history", None), "history", None) or {}
-        merged = {k: list(previous.get(k, [])) for k in previous}
-        for key, values in history.items():
-            merged.setdefault(key, []).extend(float(v) for v in values)
-        summary = {
+        history = (read_json(path) or {}).get("history", {})
+        for key, value in logs.items():
+            history[key] = history.get(key, [])[:epoch] + [float(value)]
+        write_json_atomic(path, {
             "recipe": self._recipe_class.__name__,
             "optimizer": self.optimizer_name,
-            "optimizer_classes": _optimizer_classes(self.model.optimizer),
+            "optimizer_classes": _optimizer_classes(self.optimizer),
             "dataset": getattr(self.dataset, "name", type(self.dataset).__name__),
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "steps_per_epoch": self.steps_per_epoch,
             "input_shape": list(self.input_shape),
-            "history": merged,
-        }
-        path.write_text(json.dumps(summary, indent=2) + "\n")
+            "history": history,
+        })
+
+
+class _EpochRecord(tf.keras.callbacks.Callback):
+    """Calls ``task.record_epoch`` with each epoch's metrics (before larq-zoo's checkpoint
+    of that epoch: the callback comes first)."""
+
+    def __init__(self, task):
+        super().__init__()
+        self.task = task
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.task.record_epoch(epoch, logs or {})
 
 
 def recipe_identity(task) -> dict[str, Any]:
