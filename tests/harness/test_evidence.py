@@ -63,10 +63,11 @@ def study(tmp_path):
     root = tmp_path / "tuned"
     g = root / "toy"
     runs = {
-        # bop's final vals 0.80, 0.82 -> target 0.80 (the lower); bop reaches it at 30, 20.
+        # Mean final vals: bop 0.81, bamsprod 0.89 -> target 0.81, the lower mean. bop
+        # reaches it at never, 20 (its old target, its worst seed 0.80: at 30, 20).
         ("bop", 0): _done([0.5, 0.7, 0.80], 0.70),
-        ("bop", 1): _done([0.6, 0.81, 0.82], 0.74),
-        # bamsprod reaches 0.80 at 10 and 20: speed-ups 3 and 1; test +0.10 and +0.08.
+        ("bop", 1): _done([0.6, 0.815, 0.82], 0.74),
+        # bamsprod reaches 0.81 at 10 and 30: speed-ups inf and 2/3; test +0.10 and +0.08.
         ("bamsprod", 0): _done([0.85, 0.86, 0.9], 0.80),
         ("bamsprod", 1): _done([0.7, 0.8, 0.88], 0.82),
         ("bamsprod", 7): _done([0.1, 0.1, 0.1], 0.1),  # a seed not in config.json: ignored
@@ -116,11 +117,23 @@ def test_graph_tables_by_hand(study):
     assert row[3] == "81.00 [68.29, 93.71]"
     assert row[4] == "+9.00 [-3.71, +21.71]"
     assert row[5] == "no difference detected"
-    assert row[6] == "10, 20"
-    # speed-ups 30/10 = 3 and 20/20 = 1: geometric mean sqrt(3) = 1.73.
-    assert row[7].startswith("1.73x [") and row[7].endswith("(n=2)")
-    assert row[8] == "no difference detected"
-    assert "target = validation accuracy 80.00%, the lowest of bop" in body
+    assert row[6] == "10, 30"
+    # speed-ups inf (bop never) and 20/30: the interval is over the finite one alone.
+    assert row[7] == "0.67x (n=1)"
+    assert row[8] == "no verdict (target missed on some seeds)"
+    assert ("target = validation accuracy 81.00%, the worst of the compared optimizers' mean "
+            "final validation scores") in body
+    # Ladder: first evaluations 0.5, 0.6, 0.85, 0.7 -> median 0.65; 0.65 + f * 0.16.
+    assert "Ladder of targets: 69.00%, 73.00%, 77.00%, 81.00%" in body
+    assert _row(body.split("Ladder of targets")[1], "bop") == [
+        "bop", "20 / 2.0 s (2/2)", "25 / 2.5 s (2/2)", "25 / 2.5 s (2/2)", "never (1/2)"]
+    assert _row(body.split("Ladder of targets")[1], "bamsprod") == [
+        "bamsprod", "10 / 1.0 s (2/2)", "15 / 1.5 s (2/2)", "15 / 1.5 s (2/2)",
+        "20 / 2.0 s (2/2)"]
+    # The earlier rule, bop's worst final seed 0.80, as a sensitivity row only.
+    assert ("Sensitivity, the earlier target rule (bop's worst final validation accuracy, "
+            "80.00%, which bop reaches on every seed by construction): median steps "
+            "bamsprod 15, bop 25.") in body
     assert "Paired test differences vs bop per seed (seeds 0, 1): bamsprod +10.00, +8.00." in body
     # The same differences the other way round: bop minus bamsprod, -10 and -8 -> -9 +- 12.71.
     assert ("Paired test differences vs bamsprod (the optimizer minus bamsprod, pp; verdict by "
@@ -141,9 +154,14 @@ def test_graph_tables_by_hand(study):
             "final runs") in body
     # The unfinished graph says so, with its command.
     assert "### Later graph\n\nNot run yet" in body and "larq-bamsprod tune --later" in body
-    # Profile over the one finished graph: median steps bamsprod 15, bop 25.
-    assert times == {"toy": {"bamsprod": 15.0, "bop": 25.0}}
-    assert _row(body.split("Performance profile")[1], "bop")[1] == f"{25 / 15:.2f}"
+    # Profile over the one finished graph: median steps bamsprod 20, bop never.
+    assert times == {"toy": {"bamsprod": 20.0, "bop": math.inf}}
+    assert _row(body.split("Performance profile")[1], "bop")[1] == "never"
+    # Scores by level: at 0.25, bop 20 vs 10 -> ratio 2, (4 - 2) / 3; at the reference-owned
+    # target 25 vs 15 -> (4 - 5/3) / 3.
+    by_level = _row(body.split("Profile score at each level")[1], "bop")
+    assert by_level == ["bop", f"{2 / 3:.3f}", f"{(4 - 25 / 15) / 3:.3f}",
+                        f"{(4 - 25 / 15) / 3:.3f}", "0.000", f"{(4 - 25 / 15) / 3:.3f}"]
 
 
 def test_main_rewrites_only_the_block_then_check_passes(study, capsys):
@@ -206,8 +224,9 @@ def _done_ppl(vals, test, steps=(10, 20, 30)):
 
 
 def test_a_perplexity_graph_reads_lower_as_better(tmp_path):
-    """On ptb: target = the highest of bop's final validation perplexities, reached at or
-    below it; differences in perplexity, 'better' when the whole interval is below 0."""
+    """On ptb: target = the highest of the optimizers' mean final validation perplexities,
+    reached at or below it; differences in perplexity, 'better' when the whole interval is
+    below 0."""
     g = tmp_path / "tuned" / "lm"
     runs = {("bop", 0): _done_ppl([400, 300, 210], 200.0),      # target 210: step 30
             ("bop", 1): _done_ppl([400, 250, 205], 198.0),      # step 30
@@ -225,7 +244,8 @@ def test_a_perplexity_graph_reads_lower_as_better(tmp_path):
         for o in ("bamsprod", "bop")}}))
     entry = {"dir": "lm", "title": "LM", "command": "c", "when": ""}
     body, times = evidence.graph_text(entry, evidence.load_graph(g))
-    assert "target = validation perplexity 210.00, the highest of bop" in body
+    # Mean final perplexities: bop 207.5, bamsprod 187.5 -> the worse, 207.5.
+    assert "target = validation perplexity 207.50, the worst of the compared" in body
     # PTB's validation is its own split (not held out of training), counted in windows.
     assert ("(batch 8, 1 epoch of 800 training windows; PTB's own validation split, "
             "90 windows)") in body
@@ -237,5 +257,7 @@ def test_a_perplexity_graph_reads_lower_as_better(tmp_path):
     assert row[3] == "188.00 [162.59, 213.41]"
     assert row[4] == "-11.00 [-23.71, +1.71]"
     assert row[5] == "no difference detected"
-    assert row[6] == "20, 10"
-    assert times == {"bamsprod": 15.0, "bop": 30.0}
+    assert row[6] == "30, 10"
+    assert times["levels"][-1] == {"bamsprod": 20.0, "bop": math.inf}
+    # The earlier target, bop's highest final perplexity 210: bamsprod 20, 10; bop 30, 30.
+    assert times["reference_target"] == {"bamsprod": 15.0, "bop": 30.0}

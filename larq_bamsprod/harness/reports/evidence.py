@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import math
 import re
-import statistics
 import sys
 from pathlib import Path
 
@@ -91,8 +90,9 @@ def load_graph(folder: Path) -> dict | None:
 
 def median_steps(steps: list[int | None]) -> float:
     """Median over seeds of steps to target, "never" (None) counting as infinity."""
-    values = [math.inf if s is None else float(s) for s in steps]
-    return statistics.median(values) if values else math.inf
+    from larq_bamsprod.harness.reports import stats
+
+    return stats.median_steps(steps)
 
 
 def profile(times: dict[str, dict[str, float]]) -> dict[str, dict]:
@@ -164,7 +164,7 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
     from larq_bamsprod.harness import metrics
     from larq_bamsprod.harness.catalogue import workloads
     from larq_bamsprod.harness.catalogue.search_space import at_edge
-    from larq_bamsprod.harness.reports import summary
+    from larq_bamsprod.harness.reports import stats, summary, tables
     from larq_bamsprod.harness.reports.tables import interval_text, ratio_text
 
     lines = [f"### {entry['title']}", ""]
@@ -179,7 +179,6 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
     # Accuracy in % (differences in points); perplexity as it is (lower is better).
     score = "top-1 (%)" if metric.percent else metric.name
     diff_unit = "(pp)" if metric.percent else "(lower is better)"
-    worst = "lowest" if metric.higher_is_better else "highest"
     summ = summary.summarize(results, reference, metric=metric)
     steps_budget = max((r["history"][-1]["step"] for r in results.values()), default=0)
     sample = next(iter(results.values()))
@@ -241,22 +240,22 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         "",
         f"Final runs (mean [95% t interval] over seeds; differences paired per seed against "
         f"{reference}; target = validation {metric.name} "
-        f"{scale * summ['target']:.2f}{'%' if metric.percent else ''}, the {worst} of "
-        f"{reference}'s final validation values):",
+        f"{stats.score_text(summ['target'], metric)}, {summary.WORST_MEAN}):",
         "",
         f"| optimizer | seeds | final val {score} | final test {score} | test diff vs "
         f"{reference} {diff_unit} | verdict | steps to target, per seed | speed-up vs "
         f"{reference} | speed verdict |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    times = {}
+    times = {"levels": [{} for _ in summ["targets"]], "reference_target": {}}
     for row in summ["rows"]:
         opt = row["optimizer"]
         per = {s: r for (o, s), r in results.items() if o == opt}
         val = [per[s]["final"][metric.val_key] for s in sorted(per)]
         test = [per[s]["final"][metric.test_key] for s in sorted(per)]
         steps = row.get("steps_to_target", [])
-        times[opt] = median_steps(steps)
+        for level, level_steps in zip(times["levels"], row["steps_to_targets"]):
+            level[opt] = median_steps(level_steps)
         is_ref = opt == reference
         lines.append(
             f"| {opt} | {row['seeds']} | {_pct_interval(val, scale)} | "
@@ -266,6 +265,18 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
             f"{', '.join('never' if s is None else str(s) for s in steps) or '-'} | "
             f"{'-' if is_ref else ratio_text(row.get('speedup_interval'))} | "
             f"{'reference' if is_ref else row.get('speed_verdict', '-')} |")
+    lines += ["", stats.ladder_text(summ["targets"], metric), "",
+              tables.ladder_markdown(summ, metric).rstrip("\n")]
+    # Sensitivity: the earlier rule, a target the reference owns (its worst final seed).
+    owned = summary.summarize(results, reference,
+                              summary.reference_target(results, reference, metric), metric)
+    for row in owned["rows"]:
+        times["reference_target"][row["optimizer"]] = median_steps(row["steps_to_target"])
+    lines += ["", f"Sensitivity, the earlier target rule ({reference}'s worst final validation "
+              f"{metric.name}, {stats.score_text(owned['target'], metric)}, which {reference} "
+              "reaches on every seed by construction): median steps "
+              + ", ".join(f"{o} " + ("never" if math.isinf(t) else f"{t:.0f}")
+                          for o, t in times["reference_target"].items()) + "."]
     seeds = sorted(config["seeds"])
     per_seed = []
     for row in summ["rows"]:
@@ -296,7 +307,11 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
 
 
 def profile_text(times: dict[str, dict[str, float]], titles: dict[str, str],
-                 plot: str | None) -> str:
+                 plot: str | None, levels: list[dict[str, dict[str, float]]] | None = None,
+                 owned: dict[str, dict[str, float]] | None = None) -> str:
+    """The profile at the target (``times[graph][optimizer]``) in full, then its score at
+    every level of the ladder (``levels``) and under the earlier, reference-owned target
+    (``owned``, a sensitivity row)."""
     prof = profile(times)
     if not prof:
         return "### Performance profile\n\nNo graph has final runs yet.\n"
@@ -305,7 +320,8 @@ def profile_text(times: dict[str, dict[str, float]], titles: dict[str, str],
         "### Performance profile across graphs",
         "",
         f"Graphs: {', '.join(titles[g] for g in graphs)} ({len(graphs)}). Time to target = "
-        "median over seeds of the steps to each graph's target (never = infinity); ratio "
+        "median over seeds of the steps to each graph's target (the worst of the compared "
+        "optimizers' mean final validation scores; a miss counts as infinity); ratio "
         "= that over the fastest optimizer's on the graph; rho(tau) = fraction of graphs "
         f"with ratio <= tau; score = area under rho on [1, {TAU_MAX:g}] / {TAU_MAX - 1:g}.",
         "",
@@ -319,9 +335,30 @@ def profile_text(times: dict[str, dict[str, float]], titles: dict[str, str],
         rhos = " | ".join(f"{p['rho'][tau]:.2f}" for tau in TAUS)
         lines.append(f"| {opt} | {ratios} | {rhos} | {p['score']:.3f} |")
     lines.append("")
+    if levels:
+        lines += _scores_by_level(prof, levels, owned)
     if plot:
         lines += [f"![performance profile]({plot})", ""]
     return "\n".join(lines)
+
+
+def _scores_by_level(prof: dict, levels: list, owned: dict | None) -> list[str]:
+    from larq_bamsprod.harness.reports import stats
+
+    by_level = [profile(level) for level in levels]
+    owned_prof = profile(owned) if owned else {}
+    head = [f"score at {f:g} of the way" for f in stats.LADDER]
+    lines = ["Profile score at each level of every graph's ladder (fractions of the way from "
+             "the median first-evaluation score to the target; the last is the target), and, "
+             "as a sensitivity row only, at the earlier target rule (the reference's worst "
+             "final seed, a level the reference reaches on every seed by construction):", "",
+             "| optimizer | " + " | ".join(head) + " | score at the reference-owned target |",
+             "|---|" + "---|" * (len(head) + 1)]
+    for opt in sorted(prof, key=lambda o: -prof[o]["score"]):
+        cells = [f"{level[opt]['score']:.3f}" if opt in level else "-" for level in by_level]
+        cells.append(f"{owned_prof[opt]['score']:.3f}" if opt in owned_prof else "-")
+        lines.append(f"| {opt} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def plot_profile(times: dict[str, dict[str, float]], path: Path) -> None:
@@ -358,7 +395,7 @@ def plot_profile(times: dict[str, dict[str, float]], path: Path) -> None:
 def render(root: Path, results_md: Path | None = None) -> tuple[str, dict]:
     """The generated block (between the markers) and the profile's times."""
     manifest = _read(root / "evidence.json")
-    blocks, times, titles = [], {}, {}
+    blocks, levels, owned, titles = [], [], {}, {}
     for i, entry in enumerate(manifest.get("graphs", [])):
         missing = [k for k in ("dir", "title", "command", "when") if k not in entry]
         if missing:
@@ -370,12 +407,16 @@ def render(root: Path, results_md: Path | None = None) -> tuple[str, dict]:
         text, graph_times = graph_text(entry, load_graph(folder), link)
         blocks.append(text)
         if graph_times is not None:
-            times[entry["dir"]] = graph_times
+            levels += [{} for _ in range(len(graph_times["levels"]) - len(levels))]
+            for level, level_times in zip(levels, graph_times["levels"]):
+                level[entry["dir"]] = level_times
+            owned[entry["dir"]] = graph_times["reference_target"]
             titles[entry["dir"]] = entry["dir"]
+    times = levels[-1] if levels else {}
     plot = None
     if times and results_md is not None:
         plot = _relative(root / "performance_profile.png", results_md.parent)
-    blocks.append(profile_text(times, titles, plot))
+    blocks.append(profile_text(times, titles, plot, levels, owned))
     body = ("<!-- generated by `larq-bamsprod evidence`; edit the files, not this block "
             "-->\n\n" + "\n".join(blocks))
     return body, times

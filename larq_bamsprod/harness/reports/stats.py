@@ -5,9 +5,20 @@ values worked out by hand.
 
 The rules (also written into every report by :func:`rules_text`):
 
+* **Target.** A validation score fixed in advance if the workload records one
+  (``Workload.target``, ``--target``), as AlgoPerf fixes its targets from separate baseline
+  runs; else the worst of the compared optimizers' mean final validation scores (the lowest
+  mean accuracy, the highest mean perplexity). The rule is symmetric in the optimizers:
+  neither the order of ``--optimizers`` nor ``--reference`` changes it (the reference only
+  says what the differences are paired against).
+* **Ladder of targets.** Beside the target, :data:`LADDER` levels from early to late
+  training: ``start + f * (target - start)`` for ``f`` in 0.25, 0.5, 0.75, 1, where ``start``
+  is the median over every run of the first evaluation's score; the last level is the
+  target itself. So no single level decides the speed comparison.
 * **Time to target.** The first evaluation point whose validation accuracy is at least the
   target; its step and its cumulative training seconds (evaluation time excluded). A run
-  that never gets there is "never".
+  that never gets there is "never": a miss, kept in the speed statistics (censored; the
+  median steps count it as infinite, as AlgoPerf does), never dropped.
 * **Speed-up** of an optimizer on one seed: reference steps / optimizer steps to the target.
   If only the optimizer never gets there: 0; if only the reference never does: infinity;
   if neither does, the seed has no speed-up. Aggregate: the median over seeds (0 and
@@ -49,6 +60,9 @@ _Z_975 = 1.959964
 
 NEVER = None
 """Steps (or seconds) to target of a run that never reaches it."""
+
+LADDER = (0.25, 0.5, 0.75, 1.0)
+"""Fractions of the way from the median first-evaluation score to the target."""
 
 
 def t_critical(df: int) -> float:
@@ -94,6 +108,19 @@ def time_to_target(rows: list[dict], target: float, key: str = "val_accuracy",
     if row is None:
         return NEVER, NEVER
     return row["step"], row["train_seconds"]
+
+
+def target_ladder(start: float, target: float,
+                  fractions: tuple[float, ...] = LADDER) -> list[float]:
+    """``start + f * (target - start)`` for each ``f`` of ``fractions``: the ladder of targets
+    from ``start`` (the median first-evaluation score) to ``target``."""
+    return [start + f * (target - start) for f in fractions]
+
+
+def median_steps(steps: list[int | None]) -> float:
+    """Median over seeds of steps to a target, a miss (None) counting as infinity."""
+    values = [math.inf if s is None else float(s) for s in steps]
+    return statistics.median(values) if values else math.inf
 
 
 def speedup(reference_steps: int | None, steps: int | None) -> float | None:
@@ -156,9 +183,27 @@ def verdict(interval: dict, higher_is_better: bool = True) -> str:
     return "no difference detected"
 
 
-def rules_text(reference: str, target: float, metric=None) -> str:
+def score_text(value: float, metric=None) -> str:
+    """A validation score as the reports write it: accuracy in %, perplexity as it is."""
+    if metric is not None and not metric.percent:
+        return f"{value:.2f}"
+    return f"{100 * value:.2f}%"
+
+
+def ladder_text(targets: list[float], metric=None) -> str:
+    """The ladder of targets, stated: its levels and how they were placed."""
+    fractions = "/".join(f"{f:g}" for f in LADDER)
+    return (f"Ladder of targets: {', '.join(score_text(t, metric) for t in targets)} "
+            f"({fractions} of the way from the median first-evaluation score of every run to "
+            "the target); a run that never reaches a level is a miss (counted as infinite in "
+            "medians), not dropped.")
+
+
+def rules_text(reference: str, target: float, metric=None, target_rule: str | None = None,
+               targets: list[float] | None = None) -> str:
     """The rules above, for the report; ``metric`` (:class:`larq_bamsprod.harness.metrics.Metric`)
-    defaults to accuracy."""
+    defaults to accuracy; ``target_rule`` says where the target came from; ``targets`` is
+    its ladder."""
     if metric is not None and not metric.higher_is_better:
         score, at_target, better = metric.name, f"{metric.name} <= target", "below 0"
         target_text, worse = f"{target:.2f}", "above 0"
@@ -169,7 +214,9 @@ def rules_text(reference: str, target: float, metric=None) -> str:
         held_out = "held out from the training split"
     return (
         f"How to read this. Reference: `{reference}`. Target: validation {score} "
-        f"{target_text}. *Steps to target*: the first evaluation point with validation "
+        f"{target_text}" + (f", {target_rule}" if target_rule else "") + ". "
+        + (ladder_text(targets, metric) + " " if targets else "")
+        + f"*Steps to target*: the first evaluation point with validation "
         f"{at_target}, per seed ('never' if not reached). *Speed-up* per seed: "
         "reference steps / optimizer steps (0 if only the optimizer never reaches the "
         "target, inf if only the reference never does, undefined if neither); the table "

@@ -95,8 +95,12 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
+    if summary.get("targets"):
+        text += "\n" + ladder_markdown(summary, metric)
     if summary.get("target") is not None:
-        text += "\n" + stats.rules_text(ref, summary["target"], metric) + "\n"
+        text += "\n" + stats.rules_text(ref, summary["target"], metric,
+                                        summary.get("target_rule"),
+                                        summary.get("targets")) + "\n"
     if cfg is not None:
         workload = cfg.workload
         text = (
@@ -117,6 +121,25 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
             + text
         )
     return text
+
+
+def ladder_markdown(summary: dict, metric: metrics.Metric = metrics.ACCURACY) -> str:
+    """Every optimizer's median steps and training seconds to each level of the ladder, with
+    how many seeds reached it (a miss counts as infinite in the median)."""
+    targets = summary["targets"]
+    head = ["optimizer"] + [f"to {stats.score_text(t, metric)}" for t in targets]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in summary["rows"]:
+        cells = [r["optimizer"]]
+        for steps, seconds in zip(r["steps_to_targets"], r["seconds_to_targets"]):
+            reached = f"({sum(s is not None for s in steps)}/{len(steps)})"
+            median = stats.median_steps(steps)
+            cells.append(f"never {reached}" if math.isinf(median) else
+                         f"{median:.0f} / {stats.median_steps(seconds):.1f} s {reached}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return ("Median over seeds of the steps / training seconds to each level of the ladder "
+            "(a miss counts as infinite: 'never' once half the seeds miss), with the seeds "
+            "that reached it:\n\n" + "\n".join(lines) + "\n")
 
 
 def _workload_text(workload) -> str:
