@@ -116,11 +116,14 @@ def test_graph_tables_by_hand(study):
     assert row[1] == "2"
     assert row[3] == "81.00 [68.29, 93.71]"
     assert row[4] == "+9.00 [-3.71, +21.71]"
-    assert row[5] == "no difference detected"
-    assert row[6] == "10, 30"
+    # t = 9 / (1.4142 / sqrt 2) = 9 with 1 df: p = 1 - 2 atan(9) / pi; sign-flip 2 / 4.
+    assert row[5] == f"{1 - 2 * math.atan(9) / math.pi:.3g} / 0.5"
+    assert row[6] == "no difference detected"
+    assert row[7] == "primary"
+    assert row[8] == "10, 30"
     # speed-ups inf (bop never) and 20/30: the interval is over the finite one alone.
-    assert row[7] == "0.67x (n=1)"
-    assert row[8] == "no verdict (target missed on some seeds)"
+    assert row[9] == "0.67x (n=1)"
+    assert row[10] == "no verdict (target missed on some seeds)"
     assert ("target = validation accuracy 81.00%, the worst of the compared optimizers' mean "
             "final validation scores") in body
     # Ladder: first evaluations 0.5, 0.6, 0.85, 0.7 -> median 0.65; 0.65 + f * 0.16.
@@ -136,8 +139,14 @@ def test_graph_tables_by_hand(study):
             "bamsprod 15, bop 25.") in body
     assert "Paired test differences vs bop per seed (seeds 0, 1): bamsprod +10.00, +8.00." in body
     # The same differences the other way round: bop minus bamsprod, -10 and -8 -> -9 +- 12.71.
-    assert ("Paired test differences vs bamsprod (the optimizer minus bamsprod, pp; verdict by "
-            "the same rule): bop -9.00 [-21.71, +3.71] (no difference detected).") in body
+    assert ("Secondary, uncorrected: paired test differences vs bamsprod (the optimizer minus "
+            "bamsprod, pp; p t / sign-flip; verdict by the same rule): bop -9.00 [-21.71, "
+            f"+3.71] (p {1 - 2 * math.atan(9) / math.pi:.3g} / 0.5; no difference detected)."
+            ) in body
+    # The primary family: this graph's one comparison, Holm over a family of 1.
+    family = _row(body.split("Primary family")[1], "toy")
+    assert family[1:] == ["bop", "+9.00 [-3.71, +21.71] pp", "0.0704", "0.0704", "0.5", "0.5",
+                          "no difference detected"]
     # Chosen configuration: trials complete, best trial, its value, parameters.
     assert _row(body.split("Chosen configuration")[1], "bop") == [
         "bop", "2", "0", "80.00", "gamma=0.0001"]
@@ -164,6 +173,28 @@ def test_graph_tables_by_hand(study):
                         f"{(4 - 25 / 15) / 3:.3f}", "0.000", f"{(4 - 25 / 15) / 3:.3f}"]
 
 
+def _primary(mean, p_t, n=5, metric="accuracy"):
+    return {"reference": "bop", "metric": metric,
+            "diff": {"n": n, "mean": mean, "low": mean - 1, "high": mean + 1, "p_t": p_t,
+                     "p_sign_flip": 2 / 2 ** n}}
+
+
+def test_primary_family_is_holm_corrected_by_hand():
+    # p 0.01, 0.04, 0.03 -> sorted 0.01 x 3, 0.03 x 2, 0.04 x 1: 0.03, 0.06, 0.06.
+    primary = {"g1": _primary(0.5, 0.01), "g2": _primary(-0.5, 0.04),
+               "g3": _primary(-20.0, 0.03, n=3, metric="perplexity")}
+    text = evidence.family_text(primary, {g: g for g in primary})
+    g1, g2, g3 = (_row(text, g) for g in ("g1", "g2", "g3"))
+    assert (g1[4], g1[7]) == ("0.03", "better")
+    assert (g2[3], g2[4], g2[7]) == ("0.04", "0.06", "no difference detected")
+    assert (g3[4], g3[7]) == ("0.06", "no difference detected")
+    assert g3[2] == "-20.00 [-21.00, -19.00] perplexity" and g3[6] == "0.25"
+    # Lower perplexity is better: with a family of one, p 0.03 stays and reads "better".
+    alone = evidence.family_text({"g3": _primary(-20.0, 0.03, 3, "perplexity")}, {"g3": "g3"})
+    assert _row(alone, "g3")[7] == "better"
+    assert "tie" not in text.replace("not a tie", "")
+
+
 def test_main_rewrites_only_the_block_then_check_passes(study, capsys):
     root, doc = study
     assert evidence.main(["--root", str(root), "--results", str(doc), "--check"]) == 1
@@ -171,7 +202,7 @@ def test_main_rewrites_only_the_block_then_check_passes(study, capsys):
     text = doc.read_text()
     assert text.startswith("# Results\n\nprose before\n\n" + evidence.BEGIN)
     assert text.endswith(evidence.END + "\n\nprose after\n")
-    assert "old" not in text
+    assert "\nold\n" not in text
     assert (root / "performance_profile.png").stat().st_size > 0
     assert evidence.main(["--root", str(root), "--results", str(doc), "--check"]) == 0
 
@@ -256,8 +287,10 @@ def test_a_perplexity_graph_reads_lower_as_better(tmp_path):
     # diff vs bop: -10, -12 -> -11 +- 12.7062.
     assert row[3] == "188.00 [162.59, 213.41]"
     assert row[4] == "-11.00 [-23.71, +1.71]"
-    assert row[5] == "no difference detected"
-    assert row[6] == "30, 10"
+    # diffs -10, -12: t = -11 / (1.4142 / sqrt 2) = -11 with 1 df: p = 1 - 2 atan(11) / pi.
+    assert row[5] == f"{1 - 2 * math.atan(11) / math.pi:.3g} / 0.5"
+    assert row[6] == "no difference detected"
+    assert row[8] == "30, 10"
     assert times["levels"][-1] == {"bamsprod": 20.0, "bop": math.inf}
     # The earlier target, bop's highest final perplexity 210: bamsprod 20, 10; bop 30, 30.
     assert times["reference_target"] == {"bamsprod": 15.0, "bop": 30.0}

@@ -165,7 +165,7 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
     from larq_bamsprod.harness.catalogue import workloads
     from larq_bamsprod.harness.catalogue.search_space import at_edge
     from larq_bamsprod.harness.reports import stats, summary, tables
-    from larq_bamsprod.harness.reports.tables import interval_text, ratio_text
+    from larq_bamsprod.harness.reports.tables import interval_text, p_text
 
     lines = [f"### {entry['title']}", ""]
     if graph is None:
@@ -236,35 +236,12 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         lines += ["", "At the edge of the search space (within 10% of an end, log scale; the "
                   "best value may lie outside the range, so this optimizer may be "
                   "under-tuned): " + "; ".join(edges) + "."]
-    lines += [
-        "",
-        f"Final runs (mean [95% t interval] over seeds; differences paired per seed against "
-        f"{reference}; target = validation {metric.name} "
-        f"{stats.score_text(summ['target'], metric)}, {summary.WORST_MEAN}):",
-        "",
-        f"| optimizer | seeds | final val {score} | final test {score} | test diff vs "
-        f"{reference} {diff_unit} | verdict | steps to target, per seed | speed-up vs "
-        f"{reference} | speed verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    times = {"levels": [{} for _ in summ["targets"]], "reference_target": {}}
+    lines += _final_runs_table(summ, results, reference, metric)
+    times = {"levels": [{} for _ in summ["targets"]], "reference_target": {},
+             "primary": _primary(summ, metric)}
     for row in summ["rows"]:
-        opt = row["optimizer"]
-        per = {s: r for (o, s), r in results.items() if o == opt}
-        val = [per[s]["final"][metric.val_key] for s in sorted(per)]
-        test = [per[s]["final"][metric.test_key] for s in sorted(per)]
-        steps = row.get("steps_to_target", [])
         for level, level_steps in zip(times["levels"], row["steps_to_targets"]):
-            level[opt] = median_steps(level_steps)
-        is_ref = opt == reference
-        lines.append(
-            f"| {opt} | {row['seeds']} | {_pct_interval(val, scale)} | "
-            f"{_pct_interval(test, scale)} | "
-            f"{'-' if is_ref else interval_text(row[f'diff_final_test_{metric.name}'], scale)} | "
-            f"{row['verdict']} | "
-            f"{', '.join('never' if s is None else str(s) for s in steps) or '-'} | "
-            f"{'-' if is_ref else ratio_text(row.get('speedup_interval'))} | "
-            f"{'reference' if is_ref else row.get('speed_verdict', '-')} |")
+            level[row["optimizer"]] = median_steps(level_steps)
     lines += ["", stats.ladder_text(summ["targets"], metric), "",
               tables.ladder_markdown(summ, metric).rstrip("\n")]
     # Sensitivity: the earlier rule, a target the reference owns (its worst final seed).
@@ -296,14 +273,107 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         against = summary.summarize(results, "bamsprod", metric=metric)
         parts = [f"{row['optimizer']} "
                  f"{interval_text(row[f'diff_final_test_{metric.name}'], scale)} "
-                 f"({row['verdict']})"
+                 f"(p {p_text(row[f'diff_final_test_{metric.name}'])}; {row['verdict']})"
                  for row in against["rows"] if row["optimizer"] != "bamsprod"]
         if parts:
-            lines += ["", f"Paired test differences vs bamsprod (the optimizer minus bamsprod, "
-                      f"{diff_unit.strip('()')}; verdict by the same rule): "
-                      + "; ".join(parts) + "."]
+            lines += ["", f"Secondary, uncorrected: paired test differences vs bamsprod (the "
+                      f"optimizer minus bamsprod, {diff_unit.strip('()')}; p t / sign-flip; "
+                      "verdict by the same rule): " + "; ".join(parts) + "."]
     lines.append("")
     return "\n".join(lines), times
+
+
+def _final_runs_table(summ: dict, results: dict, reference: str, metric) -> list[str]:
+    """The final runs' table: per optimizer, scores, the paired test difference with its
+    p-values and uncorrected verdict, steps to the target per seed, speed-up."""
+    from larq_bamsprod.harness.reports import stats, summary
+    from larq_bamsprod.harness.reports.tables import interval_text, p_text, ratio_text
+
+    scale = 100.0 if metric.percent else 1.0
+    score = "top-1 (%)" if metric.percent else metric.name
+    diff_unit = "(pp)" if metric.percent else "(lower is better)"
+    lines = [
+        "",
+        f"Final runs (mean [95% t interval] over seeds; differences paired per seed against "
+        f"{reference}, with the paired t test's and the exact sign-flip test's p-values; "
+        f"verdicts uncorrected, the primary one corrected below; target = validation "
+        f"{metric.name} {stats.score_text(summ['target'], metric)}, {summary.WORST_MEAN}):",
+        "",
+        f"| optimizer | seeds | final val {score} | final test {score} | test diff vs "
+        f"{reference} {diff_unit} | p (t / sign-flip) | verdict (uncorrected) | comparison | "
+        f"steps to target, per seed | speed-up vs {reference} | speed verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summ["rows"]:
+        opt = row["optimizer"]
+        per = {s: r for (o, s), r in results.items() if o == opt}
+        val = [per[s]["final"][metric.val_key] for s in sorted(per)]
+        test = [per[s]["final"][metric.test_key] for s in sorted(per)]
+        diff = row[f"diff_final_test_{metric.name}"]
+        is_ref = opt == reference
+        lines.append(
+            f"| {opt} | {row['seeds']} | {_pct_interval(val, scale)} | "
+            f"{_pct_interval(test, scale)} | {'-' if is_ref else interval_text(diff, scale)} | "
+            f"{'-' if is_ref else p_text(diff)} | {row['verdict']} | {row['comparison']} | "
+            f"{', '.join('never' if s is None else str(s) for s in row['steps_to_target'])} | "
+            f"{'-' if is_ref else ratio_text(row.get('speedup_interval'))} | "
+            f"{'reference' if is_ref else row.get('speed_verdict', '-')} |")
+    return lines
+
+
+def _primary(summ: dict, metric) -> dict | None:
+    """The primary comparison of one graph (BAMSProd's paired test difference against the
+    reference), or None if BAMSProd is not compared there or is the reference."""
+    from larq_bamsprod.harness.reports import stats
+
+    for row in summ["rows"]:
+        if row["optimizer"] == stats.PRIMARY and row["comparison"] == "primary":
+            return {"reference": summ["reference"], "metric": metric.name,
+                    "diff": row[f"diff_final_test_{metric.name}"]}
+    return None
+
+
+def family_text(primary: dict[str, dict], titles: dict[str, str]) -> str:
+    """The primary family: BAMSProd against the reference on every graph, Holm-corrected
+    (:func:`larq_bamsprod.harness.reports.stats.holm`) over the graphs' t p-values."""
+    from larq_bamsprod.harness import metrics
+    from larq_bamsprod.harness.reports import stats
+    from larq_bamsprod.harness.reports.tables import interval_text
+
+    graphs = list(primary)
+    adjusted = stats.holm([primary[g]["diff"]["p_t"] for g in graphs])
+    lines = [
+        "### Primary family: BAMSProd against the reference on every graph",
+        "",
+        f"{len(graphs)} comparisons (final test score, BAMSProd minus the reference, paired "
+        "per seed); Holm's step-down correction over their t p-values holds the family-wise "
+        "error at 5%. Verdict: better / worse if the corrected p is below 0.05, else no "
+        "difference detected (not a tie: no equivalence margin is set). The exact sign-flip "
+        "p cannot go below 2/2^n (n seeds). Every other comparison on this page is "
+        "secondary and uncorrected.",
+        "",
+        "| graph | reference | difference [95% CI] | p (t) | Holm-corrected p | p (sign-flip) "
+        "| smallest possible sign-flip p | verdict (Holm) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for g, p_holm in zip(graphs, adjusted):
+        entry = primary[g]
+        metric = metrics.metric_named(entry["metric"])
+        diff = entry["diff"]
+        unit = " pp" if metric.percent else f" {metric.name}"
+        verdict = "no verdict (no p-value)" if p_holm is None else (
+            "no difference detected" if p_holm >= 0.05 else
+            "better" if (diff["mean"] > 0) == metric.higher_is_better else "worse")
+        lines.append(
+            f"| {titles[g]} | {entry['reference']} | "
+            f"{interval_text(diff, 100 if metric.percent else 1)}{unit} | "
+            f"{_p(diff['p_t'])} | {_p(p_holm)} | {_p(diff['p_sign_flip'])} | "
+            f"{_p(2 / 2 ** diff['n']) if diff['n'] else '-'} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
 
 
 def profile_text(times: dict[str, dict[str, float]], titles: dict[str, str],
@@ -395,7 +465,7 @@ def plot_profile(times: dict[str, dict[str, float]], path: Path) -> None:
 def render(root: Path, results_md: Path | None = None) -> tuple[str, dict]:
     """The generated block (between the markers) and the profile's times."""
     manifest = _read(root / "evidence.json")
-    blocks, levels, owned, titles = [], [], {}, {}
+    blocks, levels, owned, titles, primary = [], [], {}, {}, {}
     for i, entry in enumerate(manifest.get("graphs", [])):
         missing = [k for k in ("dir", "title", "command", "when") if k not in entry]
         if missing:
@@ -412,10 +482,14 @@ def render(root: Path, results_md: Path | None = None) -> tuple[str, dict]:
                 level[entry["dir"]] = level_times
             owned[entry["dir"]] = graph_times["reference_target"]
             titles[entry["dir"]] = entry["dir"]
+            if graph_times["primary"] is not None:
+                primary[entry["dir"]] = graph_times["primary"]
     times = levels[-1] if levels else {}
     plot = None
     if times and results_md is not None:
         plot = _relative(root / "performance_profile.png", results_md.parent)
+    if primary:
+        blocks.append(family_text(primary, titles))
     blocks.append(profile_text(times, titles, plot, levels, owned))
     body = ("<!-- generated by `larq-bamsprod evidence`; edit the files, not this block "
             "-->\n\n" + "\n".join(blocks))

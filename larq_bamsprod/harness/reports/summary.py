@@ -133,19 +133,21 @@ def summarize(results: dict[tuple[str, int], dict], reference: str = "bop",
                      if s in ref_steps]
             row["speedup_per_seed"] = speed
             row["speedup_median"] = stats.median_speedup(speed)
-            row["diff_steps_to_target"] = stats.mean_interval(
+            row["diff_steps_to_target"] = stats.paired_test(
                 stats.paired_differences(steps, ref_steps))
             row["speedup_interval"] = stats.ratio_interval(speed)
             if opt != reference:
                 row["speed_verdict"] = stats.speed_verdict(
                     row["speedup_interval"], sum(v is not None for v in steps.values()),
                     sum(ref_steps.get(s) is not None for s in steps), len(steps))
-        row[f"diff_final_test_{name}"] = stats.mean_interval(
+        row[f"diff_final_test_{name}"] = stats.paired_test(
             stats.paired_differences(test, ref_test))
-        row[f"diff_final_val_{name}"] = stats.mean_interval(
+        row[f"diff_final_val_{name}"] = stats.paired_test(
             stats.paired_differences(val, ref_val))
         row["verdict"] = ("reference" if opt == reference
                           else stats.verdict(row[f"diff_final_test_{name}"], higher))
+        row["comparison"] = ("reference" if opt == reference else "primary"
+                             if opt == stats.PRIMARY else "secondary")
         rows.append(row)
     out = {"reference": reference, "target": target, "target_rule": rule,
            "targets": targets, "seeds": seeds, "rows": rows}

@@ -29,6 +29,14 @@ def interval_text(iv: dict | None, scale: float = 100, digits: int = 2) -> str:
     return text
 
 
+def p_text(iv: dict | None) -> str:
+    """``t / sign-flip`` p-values of a paired difference; "-" where there is none."""
+    if not iv or (iv.get("p_t") is None and iv.get("p_sign_flip") is None):
+        return "-"
+    return " / ".join("-" if iv.get(k) is None else f"{iv[k]:.3g}"
+                      for k in ("p_t", "p_sign_flip"))
+
+
 def _speed(value) -> str:
     if value is None:
         return "-"
@@ -61,7 +69,7 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
         diff_head = f"test {name} diff vs {ref} [95% CI] (lower is better)"
     if has_top5:
         head.append("final test top-5 (%)")
-    head += [diff_head, "verdict", "steps to target",
+    head += [diff_head, "p (t / sign-flip)", "verdict", "comparison", "steps to target",
              f"speed-up vs {ref} (median)", f"speed-up vs {ref} (geo. mean) [95% CI]",
              "speed verdict", f"steps diff vs {ref} [95% CI]",
              "final train loss", "train s", "eval s", "ms / step"]
@@ -81,7 +89,9 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
         cells += [
             "-" if r["optimizer"] == ref else interval_text(r.get(f"diff_final_test_{name}"),
                                                         scale=100 if pct else 1),
+            "-" if r["optimizer"] == ref else p_text(r.get(f"diff_final_test_{name}")),
             r.get("verdict", "-"),
+            r.get("comparison", "-"),
             "-" if reach is None else ", ".join("never" if e is None else str(e) for e in reach),
             _speed(r.get("speedup_median")),
             "-" if r["optimizer"] == ref else ratio_text(r.get("speedup_interval")),
