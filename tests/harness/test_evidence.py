@@ -22,6 +22,16 @@ def test_committed_results_tables_equal_the_scripts_output():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_committed_mobilenetv2_layout_is_the_hand_count():
+    # Issue #25's count: 16,488 of MobileNetV2's (width 0.25) 250,778 trainable weights are
+    # binary (its depth-wise kernels); Bop's layout trains the rest with Adam.
+    text = (REPO / "docs" / "RESULTS.md").read_text()
+    section = text.split("binary MobileNetV2 at width 0.25")[1].split("\n### ")[0]
+    assert ("Trainable weights: 16,488 binary and 234,290 real-valued (6.6% binary)."
+            in section)
+    assert "bop the binary weights, Adam(" in section
+
+
 def test_profile_by_hand():
     times = {"g1": {"a": 100.0, "b": 200.0, "c": math.inf},
              "g2": {"a": 300.0, "b": 150.0, "c": 150.0},

@@ -236,6 +236,9 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         lines += ["", "At the edge of the search space (within 10% of an end, log scale; the "
                   "best value may lie outside the range, so this optimizer may be "
                   "under-tuned): " + "; ".join(edges) + "."]
+    weights = graph_layout(config)
+    if weights is not None:
+        lines += ["", weights]
     lines += _final_runs_table(summ, results, reference, metric)
     times = {"levels": [{} for _ in summ["targets"]], "reference_target": {},
              "primary": _primary(summ, metric)}
@@ -281,6 +284,26 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
                       "verdict by the same rule): " + "; ".join(parts) + "."]
     lines.append("")
     return "\n".join(lines), times
+
+
+def graph_layout(config: dict) -> str | None:
+    """The layout sentence of a built-in workload's graph (its model built from
+    ``config.json``'s settings: binary and real trainable weights, who trains which), or
+    None for a user's workload (no model to rebuild from the files)."""
+    if "model" not in config:
+        return None
+    import tensorflow as tf
+
+    from larq_bamsprod.harness.catalogue.workloads import BuiltinWorkload
+    from larq_bamsprod.harness.reports import layout
+
+    workload = BuiltinWorkload(config["model"], config["dataset"], config.get("model_args"),
+                               image_size=config.get("image_size"))
+    counts = layout.weight_layout(workload.build_model())
+    tf.keras.backend.clear_session()
+    recorded = config.get("hyperparameters", {})
+    return layout.layout_text(counts, [layout.trained_by(name, recorded.get(name, {}))
+                                       for name in config["optimizers"]])
 
 
 def _final_runs_table(summ: dict, results: dict, reference: str, metric) -> list[str]:

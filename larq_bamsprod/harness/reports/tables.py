@@ -10,6 +10,7 @@ import math
 from larq_bamsprod.harness import metrics
 from larq_bamsprod.harness.experiments.config import CompareConfig
 from larq_bamsprod.harness.reports import stats
+from larq_bamsprod.harness.reports.layout import layout_text
 
 
 def _fmt(mean, std, pct=True):
@@ -107,6 +108,9 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
     text = "\n".join(lines) + "\n"
     if summary.get("targets"):
         text += "\n" + ladder_markdown(summary, metric)
+    if summary.get("layout"):
+        text += "\n" + layout_text(summary["layout"],
+                                   list(summary["layout"].get("trained_by", {}).values())) + "\n"
     if summary.get("target") is not None:
         text += "\n" + stats.rules_text(ref, summary["target"], metric,
                                         summary.get("target_rule"),
