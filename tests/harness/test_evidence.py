@@ -217,6 +217,44 @@ def test_main_rewrites_only_the_block_then_check_passes(study, capsys):
     assert evidence.main(["--root", str(root), "--results", str(doc), "--check"]) == 0
 
 
+def test_readme_summary_and_profile_data_are_generated_and_checked(study, capsys):
+    root, doc = study
+    readme = doc.parent / "README.md"
+    readme.write_text(f"# Top\n\n{evidence.SUMMARY_BEGIN}\nold\n{evidence.SUMMARY_END}\n\n"
+                      "after\n")
+    args = ["--root", str(root), "--results", str(doc), "--readme", str(readme)]
+    assert evidence.main(args + ["--check"]) == 1
+    assert evidence.main(args) == 0
+    assert evidence.main(args + ["--check"]) == 0
+    text = readme.read_text()
+    assert text.startswith("# Top\n\n" + evidence.SUMMARY_BEGIN) and text.endswith("after\n")
+    # The toy graph's primary comparison: +9 [-3.71, +21.71], t p = 1 - 2 atan(9) / pi
+    # (family of one: Holm leaves it), sign-flip 0.5; median steps to the target 20 / never.
+    p_t = f"{1 - 2 * math.atan(9) / math.pi:.3g}"
+    assert _row(text, "Toy graph") == [
+        "Toy graph", "2", "-", "+9.00 [-3.71, +21.71] pp", f"{p_t} / 0.5", p_t,
+        "no difference detected", "20 / never"]
+    # Profile scores at the four levels (ratios of bop 2, 5/3, 5/3, never), then [owned].
+    assert "bamsprod 1.000, 1.000, 1.000, 1.000 [1.000]" in text
+    assert f"bop 0.667, {(4 - 5 / 3) / 3:.3f}, {(4 - 5 / 3) / 3:.3f}, 0.000 [" in text
+    data = json.loads((root / "performance_profile.json").read_text())
+    assert data["ladder_fractions"] == [0.25, 0.5, 0.75, 1.0]
+    assert data["levels"][-1]["median_steps"] == {"toy": {"bamsprod": 20.0, "bop": "never"}}
+    assert data["levels"][0]["profile"]["bop"] == {"ratios": {"toy": 2.0},
+                                                   "score": pytest.approx(2 / 3)}
+    # Editing the data (or the README's block) by hand is caught.
+    (root / "performance_profile.json").write_text("{}\n")
+    assert evidence.main(args + ["--check"]) == 1
+    assert "performance_profile.json: differs" in capsys.readouterr().err
+
+
+def test_the_committed_readme_summary_is_generated():
+    text = (REPO / "README.md").read_text()
+    assert text.count(evidence.SUMMARY_BEGIN) == 1 and text.count(evidence.SUMMARY_END) == 1
+    block = text.split(evidence.SUMMARY_BEGIN)[1].split(evidence.SUMMARY_END)[0]
+    assert "| graph | seeds | binary share" in block and "Holm-corrected p (5 graphs)" in block
+
+
 def test_the_cli_command_is_the_same(study, capsys):
     from larq_bamsprod.harness import cli
 

@@ -40,6 +40,8 @@ from pathlib import Path
 
 BEGIN = "<!-- evidence:begin -->"
 END = "<!-- evidence:end -->"
+SUMMARY_BEGIN = "<!-- evidence-summary:begin -->"
+SUMMARY_END = "<!-- evidence-summary:end -->"
 TAU_MAX = 4.0
 TAUS = (1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 4.0)
 _RUN_DIR = re.compile(r"^(?P<opt>.+)-seed(?P<seed>\d+)$")
@@ -238,10 +240,11 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
                   "under-tuned): " + "; ".join(edges) + "."]
     weights = graph_layout(config)
     if weights is not None:
-        lines += ["", weights]
+        lines += ["", weights[1]]
     lines += _final_runs_table(summ, results, reference, metric)
     times = {"levels": [{} for _ in summ["targets"]], "reference_target": {},
-             "primary": _primary(summ, metric)}
+             "primary": _primary(summ, metric), "seeds": len(config["seeds"]),
+             "layout": weights[0] if weights is not None else None}
     for row in summ["rows"]:
         for level, level_steps in zip(times["levels"], row["steps_to_targets"]):
             level[row["optimizer"]] = median_steps(level_steps)
@@ -286,10 +289,10 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
     return "\n".join(lines), times
 
 
-def graph_layout(config: dict) -> str | None:
-    """The layout sentence of a built-in workload's graph (its model built from
-    ``config.json``'s settings: binary and real trainable weights, who trains which), or
-    None for a user's workload (no model to rebuild from the files)."""
+def graph_layout(config: dict) -> tuple[dict, str] | None:
+    """The layout of a built-in workload's graph (its model built from ``config.json``'s
+    settings): the counts and the sentence (binary and real trainable weights, who trains
+    which); None for a user's workload (no model to rebuild from the files)."""
     if "model" not in config:
         return None
     import tensorflow as tf
@@ -302,8 +305,8 @@ def graph_layout(config: dict) -> str | None:
     counts = layout.weight_layout(workload.build_model())
     tf.keras.backend.clear_session()
     recorded = config.get("hyperparameters", {})
-    return layout.layout_text(counts, [layout.trained_by(name, recorded.get(name, {}))
-                                       for name in config["optimizers"]])
+    return counts, layout.layout_text(counts, [layout.trained_by(name, recorded.get(name, {}))
+                                               for name in config["optimizers"]])
 
 
 def _final_runs_table(summ: dict, results: dict, reference: str, metric) -> list[str]:
@@ -384,9 +387,7 @@ def family_text(primary: dict[str, dict], titles: dict[str, str]) -> str:
         metric = metrics.metric_named(entry["metric"])
         diff = entry["diff"]
         unit = " pp" if metric.percent else f" {metric.name}"
-        verdict = "no verdict (no p-value)" if p_holm is None else (
-            "no difference detected" if p_holm >= 0.05 else
-            "better" if (diff["mean"] > 0) == metric.higher_is_better else "worse")
+        verdict = _holm_verdict(diff, p_holm, metric)
         lines.append(
             f"| {titles[g]} | {entry['reference']} | "
             f"{interval_text(diff, 100 if metric.percent else 1)}{unit} | "
@@ -486,9 +487,17 @@ def plot_profile(times: dict[str, dict[str, float]], path: Path) -> None:
 
 
 def render(root: Path, results_md: Path | None = None) -> tuple[str, dict]:
-    """The generated block (between the markers) and the profile's times."""
+    """The generated block (between the markers) and the profile's times at the target."""
+    rendered = render_all(root, results_md)
+    return rendered["body"], rendered["times"]
+
+
+def render_all(root: Path, results_md: Path | None = None) -> dict:
+    """Everything ``evidence`` writes: RESULTS' block (``body``), the profile's times at the
+    target (``times``), README's summary block (``summary``) and the profile's data
+    (``profile_json``)."""
     manifest = _read(root / "evidence.json")
-    blocks, levels, owned, titles, primary = [], [], {}, {}, {}
+    blocks, levels, owned, titles, primary, graphs = [], [], {}, {}, {}, {}
     for i, entry in enumerate(manifest.get("graphs", [])):
         missing = [k for k in ("dir", "title", "command", "when") if k not in entry]
         if missing:
@@ -505,6 +514,7 @@ def render(root: Path, results_md: Path | None = None) -> tuple[str, dict]:
                 level[entry["dir"]] = level_times
             owned[entry["dir"]] = graph_times["reference_target"]
             titles[entry["dir"]] = entry["dir"]
+            graphs[entry["dir"]] = {**graph_times, "title": entry["title"]}
             if graph_times["primary"] is not None:
                 primary[entry["dir"]] = graph_times["primary"]
     times = levels[-1] if levels else {}
@@ -516,7 +526,90 @@ def render(root: Path, results_md: Path | None = None) -> tuple[str, dict]:
     blocks.append(profile_text(times, titles, plot, levels, owned))
     body = ("<!-- generated by `larq-bamsprod evidence`; edit the files, not this block "
             "-->\n\n" + "\n".join(blocks))
-    return body, times
+    return {"body": body, "times": times, "summary": summary_text(graphs, primary, levels,
+                                                                   owned),
+            "profile_json": profile_json(levels, owned)}
+
+
+def profile_json(levels: list[dict], owned: dict) -> str:
+    """The profile's data as JSON text: per ladder level (the last is the target) and at the
+    reference-owned target, each graph's median steps per optimizer ("never" for a miss) and
+    each optimizer's ratios and score."""
+    import json
+
+    from larq_bamsprod.harness.reports import stats
+
+    def one(times: dict) -> dict:
+        return {"median_steps": {g: {o: "never" if math.isinf(t) else t
+                                     for o, t in per.items()} for g, per in times.items()},
+                "profile": {o: {"ratios": {g: "never" if math.isinf(r) else r
+                                           for g, r in p["ratios"].items()},
+                                "score": p["score"]} for o, p in profile(times).items()}}
+
+    data = {"ladder_fractions": list(stats.LADDER[:len(levels)]),
+            "levels": [one(level) for level in levels],
+            "reference_owned_target": one(owned), "tau_max": TAU_MAX}
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
+def summary_text(graphs: dict, primary: dict, levels: list[dict], owned: dict) -> str:
+    """README's evidence summary: per graph the primary comparison (Holm-corrected), the
+    binary share and the median steps to the target; then the profile scores per level."""
+    from larq_bamsprod.harness import metrics
+    from larq_bamsprod.harness.reports import stats
+    from larq_bamsprod.harness.reports.tables import interval_text
+
+    names = list(primary)
+    adjusted = dict(zip(names, stats.holm([primary[g]["diff"]["p_t"] for g in names])))
+    references = {primary[g]["reference"] for g in names}
+    ref = references.pop() if len(references) == 1 else "the reference"
+    lines = ["<!-- generated by `larq-bamsprod evidence`; edit the files, not this block -->",
+             "",
+             f"| graph | seeds | binary share of the trainable weights | BAMSProd minus {ref}, "
+             f"final test [95% CI] | p t / sign-flip | Holm-corrected p ({len(names)} graphs) "
+             f"| verdict (Holm) | median steps to the target: BAMSProd / {ref} |",
+             "|---|---|---|---|---|---|---|---|"]
+    for g, info in graphs.items():
+        entry = primary.get(g)
+        if entry is None:
+            continue
+        metric = metrics.metric_named(entry["metric"])
+        diff, p_holm = entry["diff"], adjusted[g]
+        unit = " pp" if metric.percent else f" {metric.name} (lower is better)"
+        target_times = levels[-1][g]
+        share = "-" if info["layout"] is None else f"{100 * info['layout']['binary_share']:.1f}%"
+        lines.append(
+            f"| {info['title']} | {info['seeds']} | {share} | "
+            f"{interval_text(diff, 100 if metric.percent else 1)}{unit} | "
+            f"{_p(diff['p_t'])} / {_p(diff['p_sign_flip'])} | {_p(p_holm)} | "
+            f"{_holm_verdict(diff, p_holm, metric)} | "
+            f"{_steps(target_times.get(stats.PRIMARY))} / "
+            f"{_steps(target_times.get(entry['reference']))} |")
+    scores = [profile(level) for level in levels]
+    owned_scores = profile(owned)
+    lines += ["", "Performance-profile score (1 = fastest on every graph) at each level of "
+              "the ladder (0.25, 0.5, 0.75 of the way to the target, then the target: the "
+              "worst of the optimizers' mean final validation scores); in brackets, at the "
+              "earlier target the reference owned: "
+              + "; ".join(f"{o} " + ", ".join(f"{sc[o]['score']:.3f}" for sc in scores)
+                          + f" [{owned_scores[o]['score']:.3f}]"
+                          for o in sorted(scores[-1], key=lambda o: -scores[-1][o]["score"]))
+              + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _holm_verdict(diff: dict, p_holm: float | None, metric) -> str:
+    if p_holm is None:
+        return "no verdict (no p-value)"
+    if p_holm >= 0.05:
+        return "no difference detected"
+    return "better" if (diff["mean"] > 0) == metric.higher_is_better else "worse"
+
+
+def _steps(value: float | None) -> str:
+    if value is None or math.isinf(value):
+        return "never"
+    return f"{value:,.0f}"
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -525,15 +618,16 @@ def _relative(path: Path, start: Path) -> str:
     return os.path.relpath(path, start).replace(os.sep, "/")
 
 
-def replace_block(document: str, body: str, where: str) -> str:
-    if document.count(BEGIN) != 1 or document.count(END) != 1 or (
-            document.index(BEGIN) > document.index(END)):
+def replace_block(document: str, body: str, where: str, begin: str = BEGIN,
+                  end: str = END) -> str:
+    if document.count(begin) != 1 or document.count(end) != 1 or (
+            document.index(begin) > document.index(end)):
         raise EvidenceError(
-            f"{where} must hold one line {BEGIN} and, after it, one line {END}; the tables "
+            f"{where} must hold one line {begin} and, after it, one line {end}; the tables "
             "go between them")
-    head, rest = document.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{body}{END}{tail}"
+    head, rest = document.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{body}{end}{tail}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -543,46 +637,80 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", default="docs/RESULTS.md",
                         help="the document whose marked block is rewritten (default: "
                              "%(default)s)")
+    parser.add_argument("--readme", default=None,
+                        help="the document whose evidence-summary block is rewritten "
+                             "(default: README.md in the folder above --results' folder, if "
+                             "it holds the block)")
     parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if the document's block differs from "
-                             "what the files give")
+                        help="write nothing; exit 1 if a generated block or the profile's "
+                             "data differs from what the files give")
 
 
-DESCRIPTION = ("Regenerate RESULTS.md's tables (and the performance profile plot) from the "
-               "committed tuning studies and final runs.")
+DESCRIPTION = ("Regenerate RESULTS.md's tables, README's evidence summary and the performance "
+               "profile (plot and data) from the committed tuning studies and final runs.")
+
+
+def _outputs(root: Path, results_md: Path, readme: Path | None) -> tuple[list, dict]:
+    """``(path, current text, generated text)`` of every file ``evidence`` writes, and the
+    profile's times at the target."""
+    rendered = render_all(root, results_md)
+    document = results_md.read_text()
+    outputs = [(results_md, document, replace_block(document, rendered["body"],
+                                                    str(results_md)))]
+    if readme is not None:
+        text = readme.read_text()
+        outputs.append((readme, text, replace_block(text, rendered["summary"], str(readme),
+                                                    SUMMARY_BEGIN, SUMMARY_END)))
+    data = root / "performance_profile.json"
+    outputs.append((data, data.read_text() if data.exists() else "",
+                    rendered["profile_json"]))
+    return outputs, rendered["times"]
+
+
+def _readme(args: argparse.Namespace, results_md: Path) -> Path | None:
+    if args.readme is not None:
+        return Path(args.readme)
+    default = results_md.parent.parent / "README.md"
+    if default.exists() and SUMMARY_BEGIN in default.read_text():
+        return default
+    return None
 
 
 def run(args: argparse.Namespace, prog: str) -> int:
     """What ``main`` and ``larq-bamsprod evidence`` do with parsed arguments."""
     root, results_md = Path(args.root), Path(args.results)
-    for flag, path, kind in (("--root", root, "folder"), ("--results", results_md, "file")):
-        if not path.exists():
+    readme = _readme(args, results_md)
+    for flag, path, kind in (("--root", root, "folder"), ("--results", results_md, "file"),
+                             ("--readme", readme, "file")):
+        if path is not None and not path.exists():
             print(f"{prog}: error: {flag} {str(path)!r} does not exist; give the {kind} (or "
                   "run from the repository's top folder)", file=sys.stderr)
             return 2
     try:
-        body, times = render(root, results_md)
-        document = results_md.read_text()
-        updated = replace_block(document, body, str(results_md))
+        outputs, times = _outputs(root, results_md, readme)
     except EvidenceError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
+    stale = [path for path, current, generated in outputs if current != generated]
     if args.check:
-        if updated != document:
-            print(f"{results_md}: the tables differ from what the files under {root} give; "
-                  f"run `{prog}` and commit", file=sys.stderr)
+        for path in stale:
+            print(f"{path}: differs from what the files under {root} give; run `{prog}` "
+                  "and commit", file=sys.stderr)
+        if stale:
             return 1
-        print(f"{results_md}: tables match the files under {root}")
+        print(f"{', '.join(str(path) for path, _, _ in outputs)}: match the files under "
+              f"{root}")
         return 0
     if times:
         plot_profile(times, root / "performance_profile.png")
-    if updated != document:
-        from larq_bamsprod.harness.files import write_text_atomic
+    from larq_bamsprod.harness.files import write_text_atomic
 
-        write_text_atomic(results_md, updated)
-        print(f"{results_md}: tables rewritten from {root}")
-    else:
-        print(f"{results_md}: tables already match the files under {root}")
+    for path, current, generated in outputs:
+        if current != generated:
+            write_text_atomic(path, generated)
+            print(f"{path}: rewritten from {root}")
+        else:
+            print(f"{path}: already matches the files under {root}")
     return 0
 
 
