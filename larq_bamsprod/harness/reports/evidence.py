@@ -167,7 +167,6 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
     from larq_bamsprod.harness.catalogue import workloads
     from larq_bamsprod.harness.catalogue.search_space import at_edge
     from larq_bamsprod.harness.reports import stats, summary, tables
-    from larq_bamsprod.harness.reports.tables import interval_text, p_text
 
     lines = [f"### {entry['title']}", ""]
     if graph is None:
@@ -180,7 +179,6 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
     scale = 100.0 if metric.percent else 1.0
     # Accuracy in % (differences in points); perplexity as it is (lower is better).
     score = "top-1 (%)" if metric.percent else metric.name
-    diff_unit = "(pp)" if metric.percent else "(lower is better)"
     summ = summary.summarize(results, reference, metric=metric)
     steps_budget = max((r["history"][-1]["step"] for r in results.values()), default=0)
     sample = next(iter(results.values()))
@@ -250,16 +248,8 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
             level[row["optimizer"]] = median_steps(level_steps)
     lines += ["", stats.ladder_text(summ["targets"], metric), "",
               tables.ladder_markdown(summ, metric).rstrip("\n")]
-    # Sensitivity: the earlier rule, a target the reference owns (its worst final seed).
-    owned = summary.summarize(results, reference,
-                              summary.reference_target(results, reference, metric), metric)
-    for row in owned["rows"]:
-        times["reference_target"][row["optimizer"]] = median_steps(row["steps_to_target"])
-    lines += ["", f"Sensitivity, the earlier target rule ({reference}'s worst final validation "
-              f"{metric.name}, {stats.score_text(owned['target'], metric)}, which {reference} "
-              "reaches on every seed by construction): median steps "
-              + ", ".join(f"{o} " + ("never" if math.isinf(t) else f"{t:.0f}")
-                          for o, t in times["reference_target"].items()) + "."]
+    text, times["reference_target"] = _sensitivity(results, reference, metric)
+    lines += ["", text]
     seeds = sorted(config["seeds"])
     per_seed = []
     for row in summ["rows"]:
@@ -273,20 +263,45 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
     if per_seed:
         lines += ["", f"Paired test differences vs {reference} per seed (seeds "
                   f"{', '.join(map(str, seeds))}): " + "; ".join(per_seed) + "."]
-    # Does BAMSProd add anything over the others (not only over the reference)? The same
-    # rule with bamsprod as the reference: each optimizer minus bamsprod, paired per seed.
     if "bamsprod" in config["optimizers"] and reference != "bamsprod":
-        against = summary.summarize(results, "bamsprod", metric=metric)
-        parts = [f"{row['optimizer']} "
-                 f"{interval_text(row[f'diff_final_test_{metric.name}'], scale)} "
-                 f"(p {p_text(row[f'diff_final_test_{metric.name}'])}; {row['verdict']})"
-                 for row in against["rows"] if row["optimizer"] != "bamsprod"]
-        if parts:
-            lines += ["", f"Secondary, uncorrected: paired test differences vs bamsprod (the "
-                      f"optimizer minus bamsprod, {diff_unit.strip('()')}; p t / sign-flip; "
-                      "verdict by the same rule): " + "; ".join(parts) + "."]
+        lines += _against_bamsprod(results, metric)
     lines.append("")
     return "\n".join(lines), times
+
+
+def _sensitivity(results: dict, reference: str, metric) -> tuple[str, dict[str, float]]:
+    """The earlier target rule (the reference's worst final seed, a level it reaches on
+    every seed by construction), kept as a sensitivity row: its sentence and each
+    optimizer's median steps to it."""
+    from larq_bamsprod.harness.reports import stats, summary
+
+    owned = summary.summarize(results, reference,
+                              summary.reference_target(results, reference, metric), metric)
+    times = {row["optimizer"]: median_steps(row["steps_to_target"]) for row in owned["rows"]}
+    return (f"Sensitivity, the earlier target rule ({reference}'s worst final validation "
+            f"{metric.name}, {stats.score_text(owned['target'], metric)}, which {reference} "
+            "reaches on every seed by construction): median steps "
+            + ", ".join(f"{o} " + ("never" if math.isinf(t) else f"{t:.0f}")
+                        for o, t in times.items()) + ".", times)
+
+
+def _against_bamsprod(results: dict, metric) -> list[str]:
+    """Does BAMSProd add anything over the others (not only over the reference)? The same
+    rule with bamsprod as the reference, each optimizer minus bamsprod: secondary."""
+    from larq_bamsprod.harness.reports import summary
+    from larq_bamsprod.harness.reports.tables import interval_text, p_text
+
+    against = summary.summarize(results, "bamsprod", metric=metric)
+    key = f"diff_final_test_{metric.name}"
+    parts = [f"{row['optimizer']} {interval_text(row[key], 100.0 if metric.percent else 1.0)} "
+             f"(p {p_text(row[key])}; {row['verdict']})"
+             for row in against["rows"] if row["optimizer"] != "bamsprod"]
+    if not parts:
+        return []
+    unit = "pp" if metric.percent else "lower is better"
+    return ["", f"Secondary, uncorrected: paired test differences vs bamsprod (the optimizer "
+            f"minus bamsprod, {unit}; p t / sign-flip; verdict by the same rule): "
+            + "; ".join(parts) + "."]
 
 
 def graph_layout(config: dict) -> tuple[dict, str] | None:
