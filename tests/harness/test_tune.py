@@ -86,27 +86,39 @@ def test_two_workers_on_one_storage_run_n_trials_per_optimizer_not_2n(kind, tmp_
     assert sum(ran) == 8, logs
 
 
-def test_sigkill_mid_trial_then_rerun_ends_with_exactly_n_complete(tmp_path):
-    storage = f"journal:{tmp_path / 'optuna.journal'}"
+def _trials(storage_url, name):
+    storage = studies.open_storage(storage_url)
+    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_sigkill_mid_trial_then_rerun_retries_its_own_parameters(kind, tmp_path):
+    storage = (f"journal:{tmp_path / 'optuna.journal'}" if kind == "journal"
+               else f"sqlite:///{tmp_path / 'optuna.db'}")
     worker = _worker(storage, tmp_path, 3, 1.5)
     # Kill once the second adam trial is running (mid-trial: its objective sleeps 1.5 s).
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         time.sleep(0.3)
-        if (tmp_path / "optuna.journal").exists():
-            counts = _counts(storage).get("adam", {})
-            if counts.get("COMPLETE") == 1 and counts.get("RUNNING") == 1:
+        if any(tmp_path.glob("optuna.*")) and "adam" in _counts(storage):
+            states = [(t.state.name, bool(t.params)) for t in _trials(storage, "adam")]
+            if states.count(("COMPLETE", True)) == 1 and ("RUNNING", True) in states:
                 break
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=30)
-    assert _counts(storage)["adam"].get("RUNNING") == 1  # left behind by the kill
+    killed = [t for t in _trials(storage, "adam") if t.state.name == "RUNNING"]
+    assert len(killed) == 1 and killed[0].params  # left behind by the kill, mid-objective
     rerun = _worker(storage, tmp_path, 3, 0.1)
     log = rerun.communicate(timeout=300)[0]
     assert rerun.returncode == 0, log
-    assert "enqueued again" in log
+    assert "enqueued again" in log and "Traceback" not in log
     counts = _counts(storage)
     assert counts["adam"] == {"COMPLETE": 3, "FAIL": 1}
     assert counts["sgdm"] == {"COMPLETE": 3}
+    retried = [t for t in _trials(storage, "adam")
+               if t.user_attrs.get("retry_of") == killed[0].number]
+    assert len(retried) == 1 and retried[0].state.name == "COMPLETE"
+    assert retried[0].params == killed[0].params
 
 
 @pytest.mark.parametrize("flag, value, message", [

@@ -226,22 +226,22 @@ def run_trials(storage, study, space: dict[str, tuple], objective: Callable[[dic
         storage.set_trial_user_attr(trial_id, "host", socket.gethostname())
         storage.set_trial_user_attr(trial_id, "pid", os.getpid())
         storage.set_trial_user_attr(trial_id, "heartbeat", time.time())
-        sampler = optuna.samplers.TPESampler(
+        # The same study object throughout: a second one loaded from an RDB storage has a
+        # cache of its own that has not seen this trial (KeyError in Optuna's cache).
+        study.sampler = optuna.samplers.TPESampler(
             seed=cfg.sampler_seed * 1_000_003 + number,
             n_startup_trials=max(1, min(10, cfg.trials // 2)))
-        seeded = optuna.load_study(study_name=study.study_name, storage=storage,
-                                   sampler=sampler)
-        trial = optuna.trial.Trial(seeded, trial_id)
+        trial = optuna.trial.Trial(study, trial_id)
         with _Heartbeat(storage, trial_id):
             params = suggest(trial, space)
             try:
                 value = float(objective(params, number))
             except Exception:
-                seeded.tell(trial, state=optuna.trial.TrialState.FAIL)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 raise
         if math.isnan(value):  # diverged: the worst score
             value = 0.0 if cfg.metric.higher_is_better else math.inf
-        seeded.tell(trial, value)
+        study.tell(trial, value)
         ran += 1
         log(f"tune {study.study_name}: trial {number} {params} -> {value:.4f}")
 
