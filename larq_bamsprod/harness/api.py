@@ -134,7 +134,7 @@ def compare(workload: Workload, optimizers: Iterable[OptimizerSpec] | None = Non
 
 def tune(workload: Workload, optimizers: Iterable[OptimizerSpec] | None = None,
          trials: int = 20, seeds: Iterable[int] = (0,), epochs: int = 5,
-         output: str = "runs/tune", *, storage: str | None = None,
+         output: str = "runs/tune", *, studies: int = 1, storage: str | None = None,
          space: dict[str, dict[str, tuple]] | None = None, sampler_seed: int = 0,
          stale_after: float | None = None, rerun: bool = True,
          hparams: dict[str, dict[str, Any]] | None = None, schedule: str = "cosine",
@@ -150,12 +150,14 @@ def tune(workload: Workload, optimizers: Iterable[OptimizerSpec] | None = None,
             :func:`compare`. A user's optimizer is tuned only as an
             :class:`OptimizerEntry` whose ``build(params, schedule)`` takes the
             hyperparameters of its ``defaults`` and ``space``.
-        trials: Trials per optimizer (the same for all). Defaults to `20`.
+        trials: Trials per study (the same for every optimizer). Defaults to `20`.
+        studies: Independent studies per optimizer; the final configuration is the best
+            trial over all of them. Defaults to `1`.
         storage: An Optuna storage URL or ``journal:PATH``. Defaults to `None`
             (``journal:OUTPUT/optuna.journal``).
         space: ``{optimizer: {name: ("log", low, high) | ("choice", values)}}`` entries
             replacing or adding to the optimizers' own spaces. Defaults to `None`.
-        sampler_seed: Seed of the sampler. Defaults to `0`.
+        sampler_seed: Seed of the studies' quasi-random points. Defaults to `0`.
         stale_after: Seconds after which a RUNNING trial without heartbeat is run again.
             Defaults to `None` (120).
         rerun: Whether to run the final comparison. Defaults to `True`.
@@ -166,7 +168,6 @@ def tune(workload: Workload, optimizers: Iterable[OptimizerSpec] | None = None,
     """
     from larq_bamsprod.harness.catalogue.search_space import space_of
     from larq_bamsprod.harness.experiments import compare as experiment
-    from larq_bamsprod.harness.experiments import studies
     from larq_bamsprod.harness.experiments import tune as tuning
 
     cfg = _config(workload, optimizers, seeds, epochs, output, log, hparams=hparams or {},
@@ -180,9 +181,9 @@ def tune(workload: Workload, optimizers: Iterable[OptimizerSpec] | None = None,
                 f"optimizer {opt!r} has nothing to tune: give it as an OptimizerEntry whose "
                 "build(params, schedule) takes its hyperparameters, with defaults= and "
                 "space= (e.g. space={'learning_rate': ('log', 1e-4, 1e-1)})")
-    config = tuning.TuneConfig(compare=cfg, trials=trials, storage=storage, space=space,
-                               sampler_seed=sampler_seed,
-                               stale_after=stale_after or studies.DEFAULT_STALE_AFTER,
+    config = tuning.TuneConfig(compare=cfg, trials=trials, studies=studies, storage=storage,
+                               space=space, sampler_seed=sampler_seed,
+                               stale_after=stale_after or tuning.DEFAULT_STALE_AFTER,
                                rerun=rerun)
     experiment.check(cfg, hyperparameters=False)
     result = tuning.run_tune(config, log)

@@ -204,14 +204,20 @@ def _add_tune_parser(sub, compare_parser: argparse.ArgumentParser) -> None:
     )
     t.add_argument("--output", default="runs/tune", help="Default: runs/tune")
     t.add_argument("--trials", type=_positive_int, default=20,
-                   help="trials per optimizer (the same for all). Default: 20")
+                   help="trials per study (the same for every optimizer). Default: 20")
+    t.add_argument("--studies", type=_positive_int, default=1,
+                   help="independent studies per optimizer (study names OPT/studyK, "
+                   "quasi-random points seeded by workload, optimizer and study); the final "
+                   "configuration is the best trial over all of them. Default: 1")
     t.add_argument("--storage", default=None,
                    help="Optuna storage: sqlite:///PATH, postgresql://..., mysql://... or "
                    "journal:PATH. Default: journal:OUTPUT/optuna.journal")
     t.add_argument("--space", action="append", default=[], metavar="OPT.NAME=SPEC",
                    help="replace or add one search-space entry: log:LOW:HIGH or "
                    "choice:A,B (e.g. bop.gamma=log:1e-6:1e-3; repeatable)")
-    t.add_argument("--sampler-seed", type=int, default=0, help="TPE seed. Default: 0")
+    t.add_argument("--sampler-seed", type=int, default=0,
+                   help="seed of the studies' quasi-random points (hashed with the "
+                   "workload, optimizer and study). Default: 0")
     t.add_argument("--stale-after", type=float, default=None, metavar="SECONDS",
                    help="a RUNNING trial without heartbeat for this long is run again "
                    "(trials of dead processes on this machine at once). Default: 120")
@@ -458,6 +464,7 @@ def _tune(args):
     cfg = tune.TuneConfig(
         compare=_compare_config(args, tuned=True),
         trials=args.trials,
+        studies=args.studies,
         storage=args.storage,
         space=space,
         sampler_seed=args.sampler_seed,

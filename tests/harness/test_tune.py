@@ -37,33 +37,79 @@ def _counts(storage_url):
     return out
 
 
-def test_tuning_finds_the_known_best_learning_rate(tmp_path):
-    # Score peaks at lr = 3e-3 inside adam's log-uniform [1e-5, 1e-1].
-    def objective(params, number):
-        return -(math.log10(params["learning_rate"]) - math.log10(3e-3)) ** 2
+def _objective(params, number):
+    # Score peaks at lr = 3e-3 inside adam's log-uniform [1e-5, 1].
+    return -(math.log10(params["learning_rate"]) - math.log10(3e-3)) ** 2
 
+
+def _tuned_points(cfg):
+    tuned = tune.tune_all(cfg, lambda name: _objective, log=lambda _: None)
+    return {opt: [[t.params for t in sorted(study.trials, key=lambda t: t.number)]
+                  for study in runs] for opt, runs in tuned.items()}
+
+
+def test_tuning_finds_the_known_best_learning_rate(tmp_path):
     cfg = tune.TuneConfig(compare=CompareConfig(optimizers=["adam"], output=str(tmp_path)),
-                          trials=30)
-    tuned = tune.tune_all(cfg, lambda opt: objective, log=lambda _: None)
-    params, value, _ = studies.best_params(tuned["adam"])
-    assert abs(math.log10(params["learning_rate"]) - math.log10(3e-3)) < 0.15
-    assert len(studies.complete_trials(tuned["adam"])) == 30
-    # The same seed draws the same trials again.
-    again = tune.TuneConfig(compare=CompareConfig(optimizers=["adam"],
-                                                  output=str(tmp_path / "again")), trials=30)
-    assert studies.best_params(tune.tune_all(again, lambda opt: objective,
-                                          log=lambda _: None)["adam"]) == (params, value, _)
+                          trials=32)
+    tuned = tune.tune_all(cfg, lambda name: _objective, log=lambda _: None)
+    params, value, number, study = tune.best_of(tuned["adam"])
+    # 32 quasi-random points over 5 decades: one in every 5/32 = 0.156 decade, so the
+    # nearest to 3e-3 is closer than that.
+    assert abs(math.log10(params["learning_rate"]) - math.log10(3e-3)) < 5 / 32
+    assert value == max(t.value for t in tuned["adam"][0].trials)
+    assert len(studies.complete_trials(tuned["adam"][0])) == 32
+
+
+def test_a_studys_points_are_quasi_random_one_in_each_eighth_of_the_log_range(tmp_path):
+    cfg = tune.TuneConfig(compare=CompareConfig(optimizers=["adam"], output=str(tmp_path)),
+                          trials=8)
+    rates = [p["learning_rate"] for p in _tuned_points(cfg)["adam"][0]]
+    # adam's range is [1e-5, 1]: the eighths of its log range are 5/8 decade wide. The first
+    # 2^m points of a (scrambled) Sobol' sequence put one point in each of 2^m equal bins.
+    bins = sorted(int((math.log10(r) + 5) / (5 / 8)) for r in rates)
+    assert bins == list(range(8))
+
+
+def test_two_studies_draw_different_points_and_the_same_command_the_same_again(tmp_path):
+    def config(output):
+        return tune.TuneConfig(compare=CompareConfig(optimizers=["adam", "sgdm"],
+                                                     output=str(output)), trials=3, studies=2)
+
+    first = _tuned_points(config(tmp_path / "a"))
+    for opt in ("adam", "sgdm"):
+        one, two = ([p["learning_rate"] for p in points] for points in first[opt])
+        assert not set(one) & set(two)
+    assert set(p["learning_rate"] for p in first["adam"][0]).isdisjoint(
+        p["learning_rate"] for p in first["sgdm"][0])
+    assert _tuned_points(config(tmp_path / "b")) == first
+
+
+def test_two_workloads_draw_different_points(tmp_path):
+    from configs import builtin_config
+
+    def points(**workload):
+        cfg = tune.TuneConfig(compare=builtin_config(optimizers=["adam"], output=str(tmp_path),
+                                                     **workload), trials=3)
+        return tune.study_points(cfg, "adam", 1)
+
+    cnn = points(model="BinaryCNN", dataset="fashion_mnist")
+    assert cnn == points(model="BinaryCNN", dataset="fashion_mnist")
+    assert not {p["learning_rate"] for p in cnn} & {
+        p["learning_rate"] for p in points(model="BinaryCNN", dataset="fashion_mnist",
+                                           train_subset=512)}
+    assert not {p["learning_rate"] for p in cnn} & {
+        p["learning_rate"] for p in points(model="BinaryLSTM", dataset="ptb")}
 
 
 def test_study_opens_with_optunas_own_api(tmp_path):
     cfg = tune.TuneConfig(compare=CompareConfig(optimizers=["sgdm"], output=str(tmp_path)),
                           trials=2)
-    tune.tune_all(cfg, lambda opt: (lambda params, number: 0.5), log=lambda _: None)
+    tune.tune_all(cfg, lambda name: (lambda params, number: 0.5), log=lambda _: None)
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
-    study = optuna.load_study(study_name="sgdm", storage=storage)
+    study = optuna.load_study(study_name="sgdm/study1", storage=storage)
     assert len(study.trials) == 2 and set(study.best_params) == {"learning_rate"}
 
 
@@ -81,7 +127,7 @@ def test_two_workers_on_one_storage_run_n_trials_per_optimizer_not_2n(kind, tmp_
     workers = [_worker(storage, tmp_path / f"w{i}", 4, 0.3) for i in range(2)]
     logs = [w.communicate(timeout=300)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), logs
-    assert _counts(storage) == {"adam": {"COMPLETE": 4}, "sgdm": {"COMPLETE": 4}}
+    assert _counts(storage) == {"adam/study1": {"COMPLETE": 4}, "sgdm/study1": {"COMPLETE": 4}}
     ran = [log.count("-> ") for log in logs]
     assert sum(ran) == 8, logs
 
@@ -100,22 +146,22 @@ def test_sigkill_mid_trial_then_rerun_retries_its_own_parameters(kind, tmp_path)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         time.sleep(0.3)
-        if any(tmp_path.glob("optuna.*")) and "adam" in _counts(storage):
-            states = [(t.state.name, bool(t.params)) for t in _trials(storage, "adam")]
+        if any(tmp_path.glob("optuna.*")) and "adam/study1" in _counts(storage):
+            states = [(t.state.name, bool(t.params)) for t in _trials(storage, "adam/study1")]
             if states.count(("COMPLETE", True)) == 1 and ("RUNNING", True) in states:
                 break
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=30)
-    killed = [t for t in _trials(storage, "adam") if t.state.name == "RUNNING"]
+    killed = [t for t in _trials(storage, "adam/study1") if t.state.name == "RUNNING"]
     assert len(killed) == 1 and killed[0].params  # left behind by the kill, mid-objective
     rerun = _worker(storage, tmp_path, 3, 0.1)
     log = rerun.communicate(timeout=300)[0]
     assert rerun.returncode == 0, log
     assert "enqueued again" in log and "Traceback" not in log
     counts = _counts(storage)
-    assert counts["adam"] == {"COMPLETE": 3, "FAIL": 1}
-    assert counts["sgdm"] == {"COMPLETE": 3}
-    retried = [t for t in _trials(storage, "adam")
+    assert counts["adam/study1"] == {"COMPLETE": 3, "FAIL": 1}
+    assert counts["sgdm/study1"] == {"COMPLETE": 3}
+    retried = [t for t in _trials(storage, "adam/study1")
                if t.user_attrs.get("retry_of") == killed[0].number]
     assert len(retried) == 1 and retried[0].state.name == "COMPLETE"
     assert retried[0].params == killed[0].params
@@ -154,15 +200,16 @@ def test_tune_command_end_to_end_then_killed_and_resumed(tmp_path):
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-        if (out / "trials" / "bamsprod-trial1").exists():  # inside the second trial
+        if (out / "trials" / "bamsprod-study1-trial1").exists():  # inside the second trial
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     result = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     counts = _counts(f"journal:{out / 'optuna.journal'}")
-    assert {k: v.get("COMPLETE") for k, v in counts.items()} == {"bamsprod": 3, "bop": 3}
-    assert counts["bamsprod"].get("FAIL") == 1
+    assert {k: v.get("COMPLETE") for k, v in counts.items()} == {"bamsprod/study1": 3,
+                                                                  "bop/study1": 3}
+    assert counts["bamsprod/study1"].get("FAIL") == 1
     report = json.loads((out / "tune.json").read_text())
     chosen = report["optimizers"]["bop"]["best"]["params"]
     assert set(chosen) == {"fp_learning_rate", "gamma", "threshold"}
@@ -172,7 +219,7 @@ def test_tune_command_end_to_end_then_killed_and_resumed(tmp_path):
     assert done["hyperparameters"]["gamma"] == pytest.approx(chosen["gamma"])
     assert "test_accuracy" in done["final"]
     # Trials never read the test set.
-    trial = json.loads((out / "trials" / "bop-trial0" / "runs" / "bop-seed0" /
+    trial = json.loads((out / "trials" / "bop-study1-trial0" / "runs" / "bop-seed0" /
                         "done.json").read_text())
     assert "test_accuracy" not in trial["final"]
 
@@ -194,7 +241,7 @@ def test_two_tune_commands_sharing_a_storage_run_n_trials_per_optimizer(tmp_path
              for i in range(2)]
     outputs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outputs]
-    assert _counts(storage) == {"sgdm": {"COMPLETE": 3}, "adam": {"COMPLETE": 3}}
+    assert _counts(storage) == {"sgdm/study1": {"COMPLETE": 3}, "adam/study1": {"COMPLETE": 3}}
     ran = sum(out.count("-> ") for out, _ in outputs)
     assert ran == 6, [out for out, _ in outputs]
 
@@ -204,11 +251,11 @@ def test_running_trial_of_another_machine_is_retried_only_once_its_heartbeat_is_
     cfg = tune.TuneConfig(compare=CompareConfig(optimizers=["sgdm"], output=str(tmp_path)),
                           trials=2, stale_after=60)
     storage = studies.open_storage(cfg.storage)
-    study = studies.claim_study(storage, "sgdm", cfg, tune.study_settings(cfg, "sgdm"),
-                                log=lambda _: None)
+    study = studies.claim_study(storage, "sgdm/study1", cfg, tune.study_settings(cfg, "sgdm"),
+                                tune.study_points(cfg, "sgdm", 1), log=lambda _: None)
     number = studies.claim_waiting(study, storage)
     trial_id = storage.get_trial_id_from_study_id_trial_number(
-        storage.get_study_id_from_name("sgdm"), number)
+        storage.get_study_id_from_name("sgdm/study1"), number)
     storage.set_trial_user_attr(trial_id, "host", "another-machine")
     storage.set_trial_user_attr(trial_id, "pid", 1)
     storage.set_trial_user_attr(trial_id, "heartbeat", time.time() - 30)  # fresh enough

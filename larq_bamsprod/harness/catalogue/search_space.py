@@ -105,3 +105,34 @@ def suggest(trial, space: dict[str, tuple]) -> dict[str, Any]:
         else:
             params[name] = trial.suggest_categorical(name, list(spec[1]))
     return params
+
+
+def quasi_random_points(space: dict[str, tuple], n: int, seed: int) -> list[dict[str, Any]]:
+    """The first ``n`` points of a scrambled Sobol' sequence (``scipy.stats.qmc.Sobol``, the
+    generator inside Optuna's ``QMCSampler``) seeded by ``seed``, one dimension per entry of
+    ``space`` in its order: a log-uniform entry takes ``low * (high / low) ** u``, a choice
+    the ``floor(u * len(values))``-th value."""
+    import warnings
+
+    from scipy.stats import qmc
+
+    names = list(space)
+    if not names:
+        return [{} for _ in range(n)]
+    with warnings.catch_warnings():  # n need not be a power of 2: the first n points
+        warnings.simplefilter("ignore", UserWarning)
+        unit = qmc.Sobol(len(names), scramble=True, seed=seed).random(n)
+    points = []
+    for row in unit:
+        point: dict[str, Any] = {}
+        for name, u in zip(names, row):
+            spec = space[name]
+            if spec[0] == "log":
+                low, high = spec[1], spec[2]
+                value = math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+                point[name] = min(max(float(value), low), high)  # no rounding past an end
+            else:
+                values = list(spec[1])
+                point[name] = values[min(int(u * len(values)), len(values) - 1)]
+        points.append(point)
+    return points
