@@ -135,7 +135,8 @@ def compare(workload: Workload, optimizers: Iterable[OptimizerSpec] | None = Non
 def tune(workload: Workload, optimizers: Iterable[OptimizerSpec] | None = None,
          trials: int = 20, seeds: Iterable[int] = (0,), epochs: int = 5,
          output: str = "runs/tune", *, studies: int = 1, storage: str | None = None,
-         space: dict[str, dict[str, tuple]] | None = None, sampler_seed: int = 0,
+         space: dict[str, dict[str, tuple]] | None = None, ablations: Iterable[str] = (),
+         keep_edge: dict[str, str] | None = None, sampler_seed: int = 0,
          stale_after: float | None = None, rerun: bool = True,
          hparams: dict[str, dict[str, Any]] | None = None, schedule: str = "cosine",
          steps_per_epoch: int | None = None, eval_every: int | None = None,
@@ -157,6 +158,10 @@ def tune(workload: Workload, optimizers: Iterable[OptimizerSpec] | None = None,
             (``journal:OUTPUT/optuna.journal``).
         space: ``{optimizer: {name: ("log", low, high) | ("choice", values)}}`` entries
             replacing or adding to the optimizers' own spaces. Defaults to `None`.
+        ablations: Named ablations added to the spaces, ``"OPT.NAME"`` (e.g.
+            ``"bamsprod.lr_decay"``). Defaults to `()`.
+        keep_edge: ``{optimizer: reason}`` why a chosen value at the edge of its range
+            stays (tune.json's ``edge_kept_because``). Defaults to `None`.
         sampler_seed: Seed of the studies' quasi-random points. Defaults to `0`.
         stale_after: Seconds after which a RUNNING trial without heartbeat is run again.
             Defaults to `None` (120).
@@ -166,7 +171,11 @@ def tune(workload: Workload, optimizers: Iterable[OptimizerSpec] | None = None,
         ``{"tune": tune.json's content, "rows": results.json's rows}`` (no ``rows`` with
         ``rerun=False``).
     """
-    from larq_bamsprod.harness.catalogue.search_space import space_of
+    from larq_bamsprod.harness.catalogue.search_space import (
+        parse_ablations,
+        parse_keep_edge,
+        space_of,
+    )
     from larq_bamsprod.harness.experiments import compare as experiment
     from larq_bamsprod.harness.experiments import tune as tuning
 
@@ -183,6 +192,9 @@ def tune(workload: Workload, optimizers: Iterable[OptimizerSpec] | None = None,
                 "space= (e.g. space={'learning_rate': ('log', 1e-4, 1e-1)})")
     config = tuning.TuneConfig(compare=cfg, trials=trials, studies=studies, storage=storage,
                                space=space, sampler_seed=sampler_seed,
+                               ablations=parse_ablations(list(ablations)),
+                               keep_edge=parse_keep_edge([f"{k}={v}" for k, v in
+                                                          (keep_edge or {}).items()]),
                                stale_after=stale_after or tuning.DEFAULT_STALE_AFTER,
                                rerun=rerun)
     experiment.check(cfg, hyperparameters=False)

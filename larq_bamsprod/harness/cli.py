@@ -215,6 +215,12 @@ def _add_tune_parser(sub, compare_parser: argparse.ArgumentParser) -> None:
     t.add_argument("--space", action="append", default=[], metavar="OPT.NAME=SPEC",
                    help="replace or add one search-space entry: log:LOW:HIGH or "
                    "choice:A,B (e.g. bop.gamma=log:1e-6:1e-3; repeatable)")
+    t.add_argument("--ablation", action="append", default=[], metavar="OPT.NAME",
+                   help="add a named ablation to an optimizer's search space (e.g. "
+                   "bamsprod.lr_decay: lr_decay 'sqrt' vs None; repeatable)")
+    t.add_argument("--keep-edge", action="append", default=[], metavar="OPT=REASON",
+                   help="why OPT's chosen value may stay in the outer 10%% (log) of its range; "
+                   "recorded in tune.json (edge_kept_because). Repeatable")
     t.add_argument("--sampler-seed", type=int, default=0,
                    help="seed of the studies' quasi-random points (hashed with the "
                    "workload, optimizer and study). Default: 0")
@@ -452,11 +458,15 @@ def _tune(args):
     from larq_bamsprod.harness.experiments import studies, tune
 
     space = search_space.parse_space(args.space)
+    ablations = search_space.parse_ablations(args.ablation)
+    keep_edge = search_space.parse_keep_edge(args.keep_edge)
     optimizers = registry.parse_optimizer_list(args.optimizers)
-    unknown = sorted(set(space) - set(optimizers))
-    if unknown:
-        raise ValueError(f"--space names {', '.join(unknown)}, which --optimizers does not "
-                         f"tune ({', '.join(optimizers)})")
+    for flag, named in (("--space", space), ("--ablation", ablations),
+                        ("--keep-edge", keep_edge)):
+        unknown = sorted(set(named) - set(optimizers))
+        if unknown:
+            raise ValueError(f"{flag} names {', '.join(unknown)}, which --optimizers does not "
+                             f"tune ({', '.join(optimizers)})")
     if args.storage is not None:
         studies.check_storage_url(args.storage)
         if not args.storage.startswith(("journal:", "sqlite:")):
@@ -467,6 +477,8 @@ def _tune(args):
         studies=args.studies,
         storage=args.storage,
         space=space,
+        ablations=ablations,
+        keep_edge=keep_edge,
         sampler_seed=args.sampler_seed,
         stale_after=args.stale_after or studies.DEFAULT_STALE_AFTER,
         rerun=not args.no_rerun,

@@ -174,6 +174,11 @@ def test_sigkill_mid_trial_then_rerun_retries_its_own_parameters(kind, tmp_path)
     ("--space", "adam.learning_rate=log:1e-4:1e-1", "--space names adam, which --optimizers"),
     ("--storage", "mongodb://localhost/studies", "--storage must be an SQLAlchemy URL"),
     ("--storage", "postgresql://nobody@127.0.0.1:1/none", "cannot be opened"),
+    ("--ablation", "bamsprod.beta_1", "bamsprod has no ablation 'beta_1'; valid: "
+                                      "bamsprod.lr_decay"),
+    ("--ablation", "bop.lr_decay", "bop has no ablation 'lr_decay'; valid: none"),
+    ("--keep-edge", "bop", "--keep-edge 'bop' must look like OPTIMIZER=REASON"),
+    ("--keep-edge", "adam=widened twice", "--keep-edge names adam, which --optimizers"),
 ])
 def test_bad_search_space_or_storage_refused_in_one_line_writing_nothing(
         flag, value, message, tmp_path, capsys):
@@ -270,10 +275,11 @@ def test_running_trial_of_another_machine_is_retried_only_once_its_heartbeat_is_
 @pytest.mark.parametrize("value, expected", [
     # Position in log scale of [1e-5, 1e-1]: (log10(value) + 5) / 4; the edge is < 0.1 or > 0.9.
     (0.0738, "learning_rate=0.0738 is in the top 10% of [1e-05, 0.1] (log scale); widen it "
-             "(e.g. --space adam.learning_rate=log:1e-05:1) and tune again into a new --output"),
+             "(e.g. --space adam.learning_rate=log:1e-05:1) and tune again into a new --output, "
+             "or state why it stays: --keep-edge adam=REASON"),
     (1.2e-5, "learning_rate=1.2e-05 is in the bottom 10% of [1e-05, 0.1] (log scale); widen it "
              "(e.g. --space adam.learning_rate=log:1e-06:0.1) and tune again into a new "
-             "--output"),
+             "--output, or state why it stays: --keep-edge adam=REASON"),
     (1e-3, None),    # 0.5
     (0.03, None),    # (log10(0.03) + 5) / 4 = 0.8693
     (2.6e-5, None),  # log10(2.6) / 4 = 0.1037
@@ -282,6 +288,55 @@ def test_at_edge_by_hand(value, expected):
     from larq_bamsprod.harness.catalogue.search_space import at_edge
 
     space = {"learning_rate": ("log", 1e-5, 1e-1), "lr_decay": ("choice", ("sqrt", None))}
-    found = [e.replace("OPT.", "adam.") for e in at_edge(space, {"learning_rate": value,
-                                                                  "lr_decay": None})]
+    found = at_edge(space, {"learning_rate": value, "lr_decay": None}, "adam")
     assert found == ([] if expected is None else [expected])
+
+
+def test_bamsprod_default_space_is_its_learning_rate_alone(tmp_path):
+    cfg = tune.TuneConfig(compare=CompareConfig(optimizers=["bamsprod"], output=str(tmp_path)),
+                          trials=4)
+    assert cfg.space_of("bamsprod") == {"learning_rate": ("log", 1e-4, 1.0)}
+    assert all(set(p) == {"learning_rate"} for p in _tuned_points(cfg)["bamsprod"][0])
+
+
+def test_lr_decay_ablation_searches_sqrt_against_none_half_each(tmp_path):
+    cfg = tune.TuneConfig(compare=CompareConfig(optimizers=["bamsprod"], output=str(tmp_path)),
+                          trials=4, ablations={"bamsprod": ["lr_decay"]})
+    points = _tuned_points(cfg)["bamsprod"][0]
+    assert all(set(p) == {"learning_rate", "lr_decay"} for p in points)
+    # The first 4 Sobol' points put 2 in each half of every dimension.
+    assert sorted(str(p["lr_decay"]) for p in points) == ["None", "None", "sqrt", "sqrt"]
+
+
+def test_edge_choice_is_flagged_in_tune_json_with_the_reason_kept(tmp_path):
+    def config(output, keep):
+        return tune.TuneConfig(compare=CompareConfig(optimizers=["adam", "sgdm"],
+                                                     output=str(output)),
+                               trials=8, keep_edge=keep)
+
+    # Higher is better with the rate: the best of 8 points is in the top eighth of [1e-5, 1]
+    # and of [1e-4, 1], i.e. above 10^(-5/8) and 10^(-4/8): inside the top 10% (log).
+    def objective(params, number):
+        return params["learning_rate"]
+
+    cfg = config(tmp_path, {"sgdm": "the largest stable rate"})
+    tuned = tune.tune_all(cfg, lambda name: objective, log=lambda _: None)
+    text, data = tune.tune_report(cfg, tuned)
+    for opt in ("adam", "sgdm"):
+        rate = data["optimizers"][opt]["best"]["params"]["learning_rate"]
+        assert [e.split(" is in")[0] for e in data["optimizers"][opt]["edge"]] == [
+            f"learning_rate={rate:.3g}"]
+    assert data["optimizers"]["adam"]["edge_kept_because"] is None
+    assert data["optimizers"]["sgdm"]["edge_kept_because"] == "the largest stable rate"
+    assert "Kept (--keep-edge): the largest stable rate" in text
+    assert "Unresolved (no --keep-edge)" in text
+
+
+def test_readme_states_every_search_space_width_in_decades():
+    from larq_bamsprod.harness.catalogue.search_space import widths_table
+
+    # bamsprod's learning rate: log10(1 / 1e-4) = 4 decades; bop's gamma log10(1e-2/1e-6) = 4.
+    table = widths_table()
+    assert "| bamsprod | learning_rate | log-uniform [0.0001, 1] | 4 |" in table
+    assert "| bop | fp_learning_rate | log-uniform [0.0001, 0.1] | 3 |" in table
+    assert table in (REPO / "README.md").read_text()

@@ -68,6 +68,8 @@ from larq_bamsprod.harness import metrics
 from larq_bamsprod.harness.catalogue.search_space import (
     at_edge,
     check_entry,
+    decades,
+    describe,
     quasi_random_points,
     space_of,
 )
@@ -95,6 +97,8 @@ class TuneConfig:
     studies: int = 1
     storage: str | None = None  # None: journal:OUTPUT/optuna.journal
     space: dict[str, dict[str, tuple]] = dataclasses.field(default_factory=dict)
+    ablations: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    keep_edge: dict[str, str] = dataclasses.field(default_factory=dict)
     sampler_seed: int = 0
     stale_after: float = DEFAULT_STALE_AFTER
     rerun: bool = True
@@ -110,6 +114,12 @@ class TuneConfig:
         for opt, entries in self.space.items():
             for name, spec in entries.items():
                 check_entry(opt, name, spec)
+        for flag, named in (("--space", self.space), ("--ablation", self.ablations),
+                            ("--keep-edge", self.keep_edge)):
+            unknown = sorted(set(named) - set(self.compare.optimizers))
+            if unknown:
+                raise ValueError(f"{flag} names {', '.join(unknown)}, which --optimizers does "
+                                 f"not tune ({', '.join(self.compare.optimizers)})")
         self.storage = self.storage or "journal:" + str(Path(self.compare.output)
                                                         / "optuna.journal")
         check_storage_url(self.storage)
@@ -120,7 +130,7 @@ class TuneConfig:
         return self.compare.workload.metric
 
     def space_of(self, optimizer: str) -> dict[str, tuple]:
-        return space_of(optimizer, self.space)
+        return space_of(optimizer, self.space, self.ablations)
 
 
 def study_name(optimizer: str, k: int) -> str:
@@ -211,12 +221,23 @@ def tune_report(cfg: TuneConfig, studies: dict) -> tuple[str, dict]:
     for opt, info in data["optimizers"].items():
         values = ", ".join(score(v) for v in info["spread"]["best_per_study"])
         lines.append(f"| {opt} | {values} | {score(info['spread']['range'])} |")
-    edges = [f"{opt}: {e}" for opt, info in data["optimizers"].items() for e in info["edge"]]
-    if edges:
-        lines += ["", "**At the edge of the search space** (the best value may lie outside "
-                  "it):", ""] + [f"* {e}" for e in edges]
+    lines += _edge_lines(data)
     lines += _trials_table(data, column, score)
     return "\n".join(lines) + "\n", data
+
+
+def _edge_lines(data: dict) -> list[str]:
+    """The edge flags: each chosen value in the outer 10% (log) of its range, and the
+    reason given to keep it (``--keep-edge``), if any."""
+    lines = []
+    for opt, info in data["optimizers"].items():
+        kept = info["edge_kept_because"]
+        note = f" Kept (--keep-edge): {kept}" if kept else " Unresolved (no --keep-edge)."
+        lines += [f"* {opt}: {e}.{note}" for e in info["edge"]]
+    if not lines:
+        return []
+    return ["", "**At the edge of the search space** (the best value may lie outside it):",
+            ""] + lines
 
 
 def _optimizer_report(cfg: TuneConfig, opt: str, runs: list) -> dict:
@@ -227,7 +248,8 @@ def _optimizer_report(cfg: TuneConfig, opt: str, runs: list) -> dict:
         "selection": SELECTION,
         "spread": {"best_per_study": best_values,
                    "range": max(best_values) - min(best_values)},
-        "edge": [e.replace("OPT.", f"{opt}.") for e in at_edge(cfg.space_of(opt), params)],
+        "edge": at_edge(cfg.space_of(opt), params, opt),
+        "edge_kept_because": cfg.keep_edge.get(opt),
         "space": {name: list(spec) for name, spec in cfg.space_of(opt).items()},
         "studies": [{"name": study.study_name, "points_seed": points_seed(cfg, opt, k),
                      "best": dict(zip(("params", "value", "number"), best_params(study))),
@@ -277,13 +299,13 @@ def _plural(n: int, one: str, many: str) -> str:
 
 
 def _space_table(cfg: TuneConfig, studies: dict) -> list[str]:
-    lines = ["", "## Search space", "", "| optimizer | hyperparameter | distribution |",
-             "|---|---|---|"]
+    lines = ["", "## Search space", "", "| optimizer | hyperparameter | distribution | "
+             "width (decades) |", "|---|---|---|---|"]
     for opt in studies:
         for name, spec in cfg.space_of(opt).items():
-            dist = (f"log-uniform [{spec[1]:g}, {spec[2]:g}]" if spec[0] == "log"
-                    else "one of " + ", ".join(repr(v) for v in spec[1]))
-            lines.append(f"| {opt} | {name} | {dist} |")
+            width = decades(spec)
+            lines.append(f"| {opt} | {name} | {describe(spec)} | "
+                         f"{'-' if width is None else f'{width:g}'} |")
     return lines
 
 
