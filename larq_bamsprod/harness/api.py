@@ -195,7 +195,8 @@ def tune(workload: Workload, optimizers: Iterable[OptimizerSpec] | None = None,
                                ablations=parse_ablations(list(ablations)),
                                keep_edge=parse_keep_edge([f"{k}={v}" for k, v in
                                                           (keep_edge or {}).items()]),
-                               stale_after=stale_after or tuning.DEFAULT_STALE_AFTER,
+                               stale_after=(tuning.DEFAULT_STALE_AFTER if stale_after is None
+                                            else stale_after),
                                rerun=rerun)
     experiment.check(cfg, hyperparameters=False)
     result = tuning.run_tune(config, log)

@@ -221,14 +221,34 @@ def _add_tune_parser(sub, compare_parser: argparse.ArgumentParser) -> None:
     t.add_argument("--keep-edge", action="append", default=[], metavar="OPT=REASON",
                    help="why OPT's chosen value may stay in the outer 10%% (log) of its range; "
                    "recorded in tune.json (edge_kept_because). Repeatable")
-    t.add_argument("--sampler-seed", type=int, default=0,
+    t.add_argument("--sampler-seed", type=_non_negative_int, default=0,
                    help="seed of the studies' quasi-random points (hashed with the "
                    "workload, optimizer and study). Default: 0")
-    t.add_argument("--stale-after", type=float, default=None, metavar="SECONDS",
+    t.add_argument("--stale-after", type=_positive_seconds, default=None, metavar="SECONDS",
                    help="a RUNNING trial without heartbeat for this long is run again "
                    "(trials of dead processes on this machine at once). Default: 120")
     t.add_argument("--no-rerun", action="store_true",
                    help="only run trials (e.g. extra workers); skip the final comparison")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, received {text!r}")
+    return value
 
 
 def _score(text: str) -> float:
@@ -467,6 +487,8 @@ def _tune(args):
         if unknown:
             raise ValueError(f"{flag} names {', '.join(unknown)}, which --optimizers does not "
                              f"tune ({', '.join(optimizers)})")
+    tune.refuse_searched_hparams(registry.parse_overrides(args.hparam),
+                                 lambda opt: search_space.space_of(opt, space, ablations))
     if args.storage is not None:
         studies.check_storage_url(args.storage)
         if not args.storage.startswith(("journal:", "sqlite:")):
@@ -480,9 +502,11 @@ def _tune(args):
         ablations=ablations,
         keep_edge=keep_edge,
         sampler_seed=args.sampler_seed,
-        stale_after=args.stale_after or studies.DEFAULT_STALE_AFTER,
+        stale_after=(studies.DEFAULT_STALE_AFTER if args.stale_after is None
+                     else args.stale_after),
         rerun=not args.no_rerun,
     )
+    cfg.check_storage()
 
     def run() -> int:
         try:

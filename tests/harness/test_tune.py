@@ -340,3 +340,59 @@ def test_readme_states_every_search_space_width_in_decades():
     assert "| bamsprod | learning_rate | log-uniform [0.0001, 1] | 4 |" in table
     assert "| bop | fp_learning_rate | log-uniform [0.0001, 0.1] | 3 |" in table
     assert table in (REPO / "README.md").read_text()
+
+
+def _refused(argv, capsys):
+    """Exit code and stderr of ``larq-bamsprod ARGV`` (argparse's own refusals exit)."""
+    try:
+        code = cli.main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--sampler-seed", "-1", "argument --sampler-seed: expected an integer >= 0, received '-1'"),
+    ("--stale-after", "0", "argument --stale-after: expected a number of seconds > 0, "
+                           "received '0'"),
+    ("--studies", "0", "argument --studies: expected a positive integer, received '0'"),
+    ("--hparam", "bamsprod.learning_rate=0.1",
+     "--hparam bamsprod.learning_rate=0.1 sets a hyperparameter that tune searches "
+     "(bamsprod's space: learning_rate); drop it, or narrow the search with --space "
+     "bamsprod.learning_rate=log:LOW:HIGH"),
+])
+def test_bad_tune_setting_refused_in_one_line_writing_nothing(flag, value, message, tmp_path,
+                                                               capsys):
+    output = tmp_path / "out"
+    code, err = _refused(["tune", "--optimizers", "bamsprod,bop", "--output", str(output),
+                          flag, value], capsys)
+    assert code == 2 and message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not output.exists()
+
+
+def test_other_trials_into_a_tuned_folder_refused_before_any_study_is_created(
+        tmp_path, capsys):
+    out = tmp_path / "tuned"
+    cfg = tune.TuneConfig(compare=CompareConfig(optimizers=["bamsprod", "bop"],
+                                                output=str(out)), trials=2)
+    tune.tune_all(cfg, lambda name: (lambda params, number: 0.5), log=lambda _: None)
+    storage = f"journal:{out / 'optuna.journal'}"
+    before = _counts(storage)
+    argv = ["tune", "--optimizers", "adam,bamsprod,bop", "--output", str(out)]
+    code, err = _refused(argv + ["--trials", "3"], capsys)
+    assert code == 2 and "study 'bamsprod/study1'" in err and "trials: 2 -> 3" in err, err
+    assert err.count("\n") == 1
+    assert _counts(storage) == before  # no adam study, no trial
+    # The corrected command is accepted (checked, not run: run() would train).
+    assert callable(cli._tune(cli.build_parser().parse_args(argv + ["--trials", "2"])))
+
+
+def test_storage_of_an_older_tune_refused_in_one_line(tmp_path, capsys):
+    storage = studies.open_storage(f"journal:{tmp_path / 'old.journal'}")
+    optuna.create_study(study_name="bamsprod", storage=storage)
+    code, err = _refused(["tune", "--optimizers", "bamsprod,bop", "--output",
+                          str(tmp_path / "out"), "--storage",
+                          f"journal:{tmp_path / 'old.journal'}"], capsys)
+    assert code == 2 and "holds studies named bamsprod of an older tune" in err, err
+    assert not (tmp_path / "out").exists()

@@ -128,6 +128,30 @@ def check_settings(study, settings: dict, storage_url: str) -> None:
         "use another --storage (or --output), or delete the study")
 
 
+def check_existing(url: str, settings: dict[str, dict], optimizers: list[str]) -> None:
+    """Refuse, before any study is created, a storage whose studies of ``settings`` (study
+    name -> settings) were tuned with other settings, or that holds an older tune's study
+    named after one of ``optimizers`` (one TPE study per optimizer). Writes nothing: a
+    storage file that does not exist yet is not created."""
+    import optuna
+
+    if url.startswith(("journal:", "sqlite:///")):
+        path = Path(url.split(":", 1)[1].removeprefix("///"))
+        if not path.exists():
+            return
+    storage = open_storage(url)
+    names = {s.study_name for s in storage.get_all_studies()}
+    old = sorted(names & set(optimizers))
+    if old:
+        raise ValueError(
+            f"--storage {url} holds studies named {', '.join(old)} of an older tune (one TPE "
+            "study per optimizer; studies are now OPTIMIZER/studyK); tune into a new --output "
+            "or --storage")
+    for name in sorted(names & set(settings)):
+        study = optuna.load_study(study_name=name, storage=storage)
+        check_settings(study, as_json(settings[name]), url)
+
+
 def _enqueue_missing(study, points: list[dict]) -> None:
     have = {t.user_attrs.get(SLOT_ATTR) for t in study.get_trials(deepcopy=False)}
     for slot, point in enumerate(points):

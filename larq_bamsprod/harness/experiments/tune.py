@@ -78,6 +78,7 @@ from larq_bamsprod.harness.experiments.studies import (
     DEFAULT_STALE_AFTER,
     SLOT_ATTR,
     best_params,
+    check_existing,
     check_storage_url,
     run_studies,
 )
@@ -120,9 +121,17 @@ class TuneConfig:
             if unknown:
                 raise ValueError(f"{flag} names {', '.join(unknown)}, which --optimizers does "
                                  f"not tune ({', '.join(self.compare.optimizers)})")
+        refuse_searched_hparams(self.compare.hparams, self.space_of)
         self.storage = self.storage or "journal:" + str(Path(self.compare.output)
                                                         / "optuna.journal")
         check_storage_url(self.storage)
+
+    def check_storage(self) -> None:
+        """Refuse, before any study is created, a storage whose studies of this tune were
+        tuned with other settings (e.g. another --trials)."""
+        settings = {study_name(opt, k): study_settings(self, opt)
+                    for opt in self.compare.optimizers for k in range(1, self.studies + 1)}
+        check_existing(self.storage, settings, self.compare.optimizers)
 
     @property
     def metric(self) -> metrics.Metric:
@@ -131,6 +140,20 @@ class TuneConfig:
 
     def space_of(self, optimizer: str) -> dict[str, tuple]:
         return space_of(optimizer, self.space, self.ablations)
+
+
+def refuse_searched_hparams(hparams: dict[str, dict],
+                            space_of: Callable[[str], dict[str, tuple]]) -> None:
+    """A fixed hyperparameter (``--hparam``) that the search also sets would be overridden
+    silently: refuse it, naming the fix."""
+    for opt, values in hparams.items():
+        searched = sorted(set(values) & set(space_of(opt)))
+        if searched:
+            name = searched[0]
+            raise ValueError(
+                f"--hparam {opt}.{name}={values[name]!r} sets a hyperparameter that tune "
+                f"searches ({opt}'s space: {', '.join(space_of(opt))}); drop it, or narrow "
+                f"the search with --space {opt}.{name}=log:LOW:HIGH")
 
 
 def study_name(optimizer: str, k: int) -> str:
@@ -171,6 +194,7 @@ def tune_all(cfg: TuneConfig, objective_for: Callable[[str], Callable[[dict, int
     """Run this worker's share of every study's trials, then wait for the others';
     ``{optimizer: [study 1, ..., study K]}`` once every study has ``cfg.trials`` COMPLETE
     trials. ``objective_for(study name)`` is the objective of that study's trials."""
+    cfg.check_storage()
     plans = {}
     for n, opt in enumerate(cfg.compare.optimizers, 1):
         for k in range(1, cfg.studies + 1):
