@@ -229,6 +229,33 @@ def _add_tune_parser(sub, compare_parser: argparse.ArgumentParser) -> None:
                    "(trials of dead processes on this machine at once). Default: 120")
     t.add_argument("--no-rerun", action="store_true",
                    help="only run trials (e.g. extra workers); skip the final comparison")
+    t.set_defaults(compare_argv=lambda args: _compare_argv(t, args))
+
+
+_TUNE_ONLY = ("trials", "studies", "storage", "space", "ablation", "keep_edge",
+              "sampler_seed", "stale_after", "no_rerun", "compare_argv", "command", "help",
+              "optimizers")  # --optimizers: tune.md states the list it tuned
+
+
+def _compare_argv(tune_parser: argparse.ArgumentParser, args) -> list[str]:
+    """The ``compare`` arguments of a ``tune`` command line: every option given that is not
+    the tuning's own (tune.md appends the chosen ``--hparam`` values)."""
+    argv = ["--output", args.output]
+    for action in tune_parser._actions:
+        value = getattr(args, action.dest, None)
+        if (action.dest in _TUNE_ONLY + ("output",) or not action.option_strings
+                or value == action.default):
+            continue
+        flag = action.option_strings[-1]
+        if action.nargs == 0:
+            argv.append(flag)
+        elif action.default == []:  # repeatable (action="append", default=[])
+            argv += [part for item in value for part in (flag, str(item))]
+        elif isinstance(value, list):
+            argv += [flag, ",".join(str(v) for v in value)]
+        else:
+            argv += [flag, str(value)]
+    return argv
 
 
 def _non_negative_int(text: str) -> int:
@@ -505,6 +532,7 @@ def _tune(args):
         stale_after=(studies.DEFAULT_STALE_AFTER if args.stale_after is None
                      else args.stale_after),
         rerun=not args.no_rerun,
+        compare_argv=args.compare_argv(args),
     )
     cfg.check_storage()
 

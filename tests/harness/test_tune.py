@@ -396,3 +396,44 @@ def test_storage_of_an_older_tune_refused_in_one_line(tmp_path, capsys):
                           f"journal:{tmp_path / 'old.journal'}"], capsys)
     assert code == 2 and "holds studies named bamsprod of an older tune" in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_tune_md_gives_full_digits_and_the_compare_command_that_trains_the_finals(tmp_path):
+    import shlex
+
+    argv = ["tune", "--optimizers", "adam,bamsprod", "--epochs", "2", "--seeds", "0,1",
+            "--train-subset", "512", "--hparam", "bamsprod.beta_1=0.8", "--trials", "2",
+            "--studies", "2", "--output", str(tmp_path)]
+    args = cli.build_parser().parse_args(argv)
+    cfg = tune.TuneConfig(compare=CompareConfig(optimizers=["adam", "bamsprod"],
+                                                output=str(tmp_path)),
+                          trials=2, studies=2, compare_argv=args.compare_argv(args))
+    tuned = tune.tune_all(cfg, lambda name: _objective, log=lambda _: None)
+    text, data = tune.tune_report(cfg, tuned)
+    chosen = {opt: info["best"]["params"] for opt, info in data["optimizers"].items()}
+    for params in chosen.values():
+        assert f"learning_rate={params['learning_rate']!r}" in text  # e.g. 0.0050380278841692504
+    command = shlex.split(text.split("```bash\n")[1].split("\n```")[0])
+    assert command[:2] == ["larq-bamsprod", "compare"]
+    again = cli.build_parser().parse_args(command[1:])
+    assert again.optimizers == "adam,bamsprod" and again.seeds == [0, 1]
+    assert (again.epochs, again.train_subset, again.output) == (2, 512, str(tmp_path))
+    from larq_bamsprod.harness.catalogue.registry import parse_overrides
+
+    assert parse_overrides(again.hparam) == {
+        "adam": chosen["adam"], "bamsprod": {"beta_1": 0.8, **chosen["bamsprod"]}}
+
+
+def test_time_left_is_measured_after_the_first_step(monkeypatch):
+    from larq_bamsprod.harness.runner import progress
+
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
+    count = progress.Progress(1, 10, log=lambda _: None, verbose=0)
+    for seconds in (100.0, 101.0, 102.0):  # the first step traces for 100 s, then 1 s each
+        now[0] = seconds
+        count.step()
+        if seconds == 100.0:
+            assert count.remaining_seconds() is None
+    # 7 steps left at 1 s each: 7 s (not 102 / 3 * 7 = 238 s).
+    assert count.remaining_seconds() == pytest.approx(7.0)

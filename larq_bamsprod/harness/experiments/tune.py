@@ -61,6 +61,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shlex
 from pathlib import Path
 from typing import Any, Callable
 
@@ -103,6 +104,7 @@ class TuneConfig:
     sampler_seed: int = 0
     stale_after: float = DEFAULT_STALE_AFTER
     rerun: bool = True
+    compare_argv: list[str] | None = None  # the command line's compare arguments (tune.md)
 
     def __post_init__(self):
         if not isinstance(self.trials, int) or self.trials < 1:
@@ -246,6 +248,13 @@ def tune_report(cfg: TuneConfig, studies: dict) -> tuple[str, dict]:
         values = ", ".join(score(v) for v in info["spread"]["best_per_study"])
         lines.append(f"| {opt} | {values} | {score(info['spread']['range'])} |")
     lines += _edge_lines(data)
+    if cfg.compare_argv is not None:
+        data["compare_command"] = compare_command(cfg, data)
+        lines += ["", "## The final comparison as a command", "",
+                  "The finals are this `compare` (the chosen values in full digits). Into "
+                  "the same `--output` it finds them done; with more `--seeds` it trains only "
+                  "the new seeds; into a new `--output` it trains them again.", "",
+                  "```bash", data["compare_command"], "```"]
     lines += _trials_table(data, column, score)
     return "\n".join(lines) + "\n", data
 
@@ -348,8 +357,19 @@ def _trials_table(data: dict, column: str, score: Callable[[float], str]) -> lis
 
 
 def _params_text(params: dict) -> str:
-    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v!r}"
-                     for k, v in params.items()) or "-"
+    """Every value in full (``repr``) digits, so that it can be copied into ``--hparam``."""
+    return ", ".join(f"{k}={v!r}" for k, v in params.items()) or "-"
+
+
+def compare_command(cfg: TuneConfig, data: dict) -> str:
+    """The ``larq-bamsprod compare`` command that trains the finals: the tune command's
+    compare arguments and one ``--hparam`` per chosen value."""
+    chosen = [f"{opt}.{name}={value!r}" for opt, info in data["optimizers"].items()
+              for name, value in info["best"]["params"].items()]
+    argv = ["larq-bamsprod", "compare", "--optimizers", ",".join(cfg.compare.optimizers)]
+    argv += cfg.compare_argv
+    argv += [part for item in chosen for part in ("--hparam", item)]
+    return shlex.join(argv)
 
 
 def training_objective(cfg: TuneConfig, name: str, data_, strategy, log):
