@@ -1,15 +1,15 @@
-"""Optuna studies with an exact trial budget per optimizer, shared by any number of workers.
+"""Optuna studies with an exact trial budget per study, shared by any number of workers.
 
-Exactly ``--trials`` per optimizer, with any number of processes on one storage and across
+Exactly ``--trials`` per study, with any number of processes on one storage and across
 kills: the process that creates a study enqueues all N trials at once (Optuna ``WAITING``
-trials, parameters not yet drawn); every worker then claims WAITING trials one at a time
+trials, their parameters fixed); every worker then claims WAITING trials one at a time
 (``WAITING -> RUNNING`` is atomic in Optuna's storages), so no worker ever creates a trial
 of its own. A running trial writes a heartbeat (a user attribute) every
 :data:`HEARTBEAT_SECONDS`; a RUNNING trial whose heartbeat is older than ``--stale-after``
 seconds, or whose process is gone from this machine, is marked FAIL by the next worker
-that looks, and a copy of it (same slot, same parameters if it had drawn them) is enqueued
-again. Completed trials are never rerun. Every trial's parameters are fixed when it is
-enqueued (the study's quasi-random points), so a retried trial runs the killed one's.
+that looks, and a copy of it (same slot, same parameters) is enqueued again. Completed
+trials are never rerun. Every trial's parameters are fixed when it is enqueued (the
+study's quasi-random points), so a retried trial runs the killed one's.
 
 Storage: an SQLAlchemy URL (``sqlite:///PATH``, ``postgresql://...``, ``mysql://...``) or
 ``journal:PATH`` (Optuna's ``JournalFileBackend``).

@@ -29,16 +29,16 @@ The final configuration of an optimizer is its best trial over all K studies (hi
 validation score; lowest perplexity): see :data:`SELECTION`. The spread of the K studies'
 best scores (the tuning variance) is reported beside it.
 
-Exactly ``--trials`` per optimizer, with any number of processes on one storage and across
+Exactly ``--trials`` per study, with any number of processes on one storage and across
 kills: the process that creates a study enqueues all N trials at once (Optuna ``WAITING``
-trials, parameters not yet drawn); every worker then claims WAITING trials one at a time
+trials, their parameters fixed); every worker then claims WAITING trials one at a time
 (``WAITING -> RUNNING`` is atomic in Optuna's storages), so no worker ever creates a trial
 of its own. A running trial writes a heartbeat (a user attribute) every
 ``HEARTBEAT_SECONDS``; a RUNNING trial whose heartbeat is older than ``--stale-after``
 seconds, or whose process is gone from this machine, is marked FAIL by the next worker
-that looks, and a copy of it (same slot, same parameters if it had drawn them) is enqueued
-again. Completed trials are never rerun. The final count is N COMPLETE trials per study;
-FAIL rows left by killed workers stay in the storage and in the report.
+that looks, and a copy of it (same slot, same parameters) is enqueued again. Completed
+trials are never rerun. The final count is N COMPLETE trials per study; FAIL rows left by
+killed workers stay in the storage and in the report.
 
 Storage: ``--storage`` takes any Optuna storage: an SQLAlchemy URL (``sqlite:///PATH``,
 ``postgresql://...``, ``mysql://...``) or ``journal:PATH`` (Optuna's
@@ -321,9 +321,9 @@ def _header(cfg: TuneConfig) -> list[str]:
         f"Storage `{cfg.storage}`; study names `OPTIMIZER/studyK`. Each trial trains "
         f"`{cfg.compare.workload.describe()}` for the comparison's step budget "
         f"from seed {cfg.compare.seeds[0]}'s initial weights and is scored by its {scored}. "
-        "A study's points are the first trials of a scrambled Sobol' sequence seeded by a "
-        f"hash of (sampler seed {cfg.sampler_seed}, the workload, the optimizer, the study); "
-        "no pruning.",
+        f"A study's {cfg.trials} points are the first {cfg.trials} of a scrambled Sobol' "
+        f"sequence seeded by a hash of (sampler seed {cfg.sampler_seed}, the workload, the "
+        "optimizer, the study); no pruning.",
     ]
 
 
