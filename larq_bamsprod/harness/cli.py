@@ -496,11 +496,10 @@ def _compare(args):
 def _tune(args):
     """Check the inputs of ``tune`` (search space and storage first, then what ``compare``
     checks); return the function that runs it."""
-    try:
-        import optuna  # noqa: F401
-    except ImportError:
-        raise ValueError("tune needs optuna, which is not installed; install the harness "
-                         "extra: pip install 'larq-bamsprod[harness]'") from None
+    for module in ("optuna", "scipy"):  # scipy: the studies' quasi-random points
+        if importlib.util.find_spec(module) is None:
+            raise ValueError(f"tune needs {module}, which is not installed; install the "
+                             "harness extra: pip install 'larq-bamsprod[harness]'")
     from larq_bamsprod.harness.catalogue import registry, search_space
     from larq_bamsprod.harness.experiments import studies, tune
 
