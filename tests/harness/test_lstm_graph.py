@@ -336,7 +336,7 @@ def test_tune_minimizes_validation_perplexity_and_chooses_the_lower_trial(tmp_pa
     values = {t["number"]: t["value"] for t in report_["trials"]}
     # Each trial's value is its run's final validation perplexity, not its negative.
     for number, value in values.items():
-        done = json.loads((out / "trials" / f"adam-trial{number}" / "runs" / "adam-seed0"
+        done = json.loads((out / "trials" / f"adam-study1-trial{number}" / "runs" / "adam-seed0"
                            / "done.json").read_text())
         assert value == pytest.approx(done["final"]["val_perplexity"])
         assert "test_perplexity" not in done["final"]  # tuning never reads test
@@ -346,7 +346,7 @@ def test_tune_minimizes_validation_perplexity_and_chooses_the_lower_trial(tmp_pa
     from optuna.storages.journal import JournalFileBackend
 
     storage = JournalStorage(JournalFileBackend(str(out / "optuna.journal")))
-    study = optuna.load_study(study_name="adam", storage=storage)
+    study = optuna.load_study(study_name="adam/study1", storage=storage)
     assert study.direction == optuna.study.StudyDirection.MINIMIZE
     assert "validation perplexity" in (out / "tune.md").read_text()
 
@@ -362,9 +362,9 @@ def test_tune_picks_the_trial_with_the_lower_perplexity(scores, chosen, tmp_path
     cfg = tune.TuneConfig(compare=builtin_config(model="BinaryLSTM", dataset="ptb",
                                                  optimizers=["adam"], output=str(tmp_path)),
                           trials=2)
-    tuned = tune.tune_all(cfg, lambda opt: (lambda params, number: scores[number]),
+    tuned = tune.tune_all(cfg, lambda name: (lambda params, number: scores[number]),
                           log=lambda _: None)
-    _, value, number = studies.best_params(tuned["adam"])
+    _, value, number = studies.best_params(tuned["adam"][0])
     assert (number, value) == (chosen, 200.0)
     text, _ = tune.tune_report(cfg, tuned)
-    assert f"| adam | {chosen} | 200.00 |" in text and "%" not in text.split("## Every")[1]
+    assert f"| adam | 1 | {chosen} | 200.00 |" in text and "%" not in text.split("## Every")[1]
