@@ -134,8 +134,9 @@ def compare(workload: Workload, optimizers: Iterable[OptimizerSpec] | None = Non
 
 def tune(workload: Workload, optimizers: Iterable[OptimizerSpec] | None = None,
          trials: int = 20, seeds: Iterable[int] = (0,), epochs: int = 5,
-         output: str = "runs/tune", *, storage: str | None = None,
-         space: dict[str, dict[str, tuple]] | None = None, sampler_seed: int = 0,
+         output: str = "runs/tune", *, studies: int = 1, storage: str | None = None,
+         space: dict[str, dict[str, tuple]] | None = None, ablations: Iterable[str] = (),
+         keep_edge: dict[str, str] | None = None, sampler_seed: int = 0,
          stale_after: float | None = None, rerun: bool = True,
          hparams: dict[str, dict[str, Any]] | None = None, schedule: str = "cosine",
          steps_per_epoch: int | None = None, eval_every: int | None = None,
@@ -150,12 +151,18 @@ def tune(workload: Workload, optimizers: Iterable[OptimizerSpec] | None = None,
             :func:`compare`. A user's optimizer is tuned only as an
             :class:`OptimizerEntry` whose ``build(params, schedule)`` takes the
             hyperparameters of its ``defaults`` and ``space``.
-        trials: Trials per optimizer (the same for all). Defaults to `20`.
+        trials: Trials per study (the same for every optimizer). Defaults to `20`.
+        studies: Independent studies per optimizer; the final configuration is the best
+            trial over all of them. Defaults to `1`.
         storage: An Optuna storage URL or ``journal:PATH``. Defaults to `None`
             (``journal:OUTPUT/optuna.journal``).
         space: ``{optimizer: {name: ("log", low, high) | ("choice", values)}}`` entries
             replacing or adding to the optimizers' own spaces. Defaults to `None`.
-        sampler_seed: Seed of the sampler. Defaults to `0`.
+        ablations: Named ablations added to the spaces, ``"OPT.NAME"`` (e.g.
+            ``"bamsprod.lr_decay"``). Defaults to `()`.
+        keep_edge: ``{optimizer: reason}`` why a chosen value at the edge of its range
+            stays (tune.json's ``edge_kept_because``). Defaults to `None`.
+        sampler_seed: Seed of the studies' quasi-random points. Defaults to `0`.
         stale_after: Seconds after which a RUNNING trial without heartbeat is run again.
             Defaults to `None` (120).
         rerun: Whether to run the final comparison. Defaults to `True`.
@@ -164,9 +171,12 @@ def tune(workload: Workload, optimizers: Iterable[OptimizerSpec] | None = None,
         ``{"tune": tune.json's content, "rows": results.json's rows}`` (no ``rows`` with
         ``rerun=False``).
     """
-    from larq_bamsprod.harness.catalogue.search_space import space_of
+    from larq_bamsprod.harness.catalogue.search_space import (
+        parse_ablations,
+        parse_keep_edge,
+        space_of,
+    )
     from larq_bamsprod.harness.experiments import compare as experiment
-    from larq_bamsprod.harness.experiments import studies
     from larq_bamsprod.harness.experiments import tune as tuning
 
     cfg = _config(workload, optimizers, seeds, epochs, output, log, hparams=hparams or {},
@@ -180,9 +190,13 @@ def tune(workload: Workload, optimizers: Iterable[OptimizerSpec] | None = None,
                 f"optimizer {opt!r} has nothing to tune: give it as an OptimizerEntry whose "
                 "build(params, schedule) takes its hyperparameters, with defaults= and "
                 "space= (e.g. space={'learning_rate': ('log', 1e-4, 1e-1)})")
-    config = tuning.TuneConfig(compare=cfg, trials=trials, storage=storage, space=space,
-                               sampler_seed=sampler_seed,
-                               stale_after=stale_after or studies.DEFAULT_STALE_AFTER,
+    config = tuning.TuneConfig(compare=cfg, trials=trials, studies=studies, storage=storage,
+                               space=space, sampler_seed=sampler_seed,
+                               ablations=parse_ablations(list(ablations)),
+                               keep_edge=parse_keep_edge([f"{k}={v}" for k, v in
+                                                          (keep_edge or {}).items()]),
+                               stale_after=(tuning.DEFAULT_STALE_AFTER if stale_after is None
+                                            else stale_after),
                                rerun=rerun)
     experiment.check(cfg, hyperparameters=False)
     result = tuning.run_tune(config, log)

@@ -235,19 +235,78 @@ def _add_tune_parser(sub) -> None:
     )
     _add_compare_arguments(t, output="runs/tune")
     t.add_argument("--trials", type=_positive_int, default=20,
-                   help="trials per optimizer (the same for all). Default: 20")
+                   help="trials per study (the same for every optimizer). Default: 20")
+    t.add_argument("--studies", type=_positive_int, default=1,
+                   help="independent studies per optimizer (study names OPT/studyK, "
+                   "quasi-random points seeded by workload, optimizer and study); the final "
+                   "configuration is the best trial over all of them. Default: 1")
     t.add_argument("--storage", default=None,
                    help="Optuna storage: sqlite:///PATH, postgresql://..., mysql://... or "
                    "journal:PATH. Default: journal:OUTPUT/optuna.journal")
     t.add_argument("--space", action="append", default=[], metavar="OPT.NAME=SPEC",
                    help="replace or add one search-space entry: log:LOW:HIGH or "
                    "choice:A,B (e.g. bop.gamma=log:1e-6:1e-3; repeatable)")
-    t.add_argument("--sampler-seed", type=int, default=0, help="TPE seed. Default: 0")
-    t.add_argument("--stale-after", type=float, default=None, metavar="SECONDS",
+    t.add_argument("--ablation", action="append", default=[], metavar="OPT.NAME",
+                   help="add a named ablation to an optimizer's search space (e.g. "
+                   "bamsprod.lr_decay: lr_decay 'sqrt' vs None; repeatable)")
+    t.add_argument("--keep-edge", action="append", default=[], metavar="OPT=REASON",
+                   help="why OPT's chosen value may stay in the outer 10%% (log) of its range; "
+                   "recorded in tune.json (edge_kept_because). Repeatable")
+    t.add_argument("--sampler-seed", type=_non_negative_int, default=0,
+                   help="seed of the studies' quasi-random points (hashed with the "
+                   "workload, optimizer and study). Default: 0")
+    t.add_argument("--stale-after", type=_positive_seconds, default=None, metavar="SECONDS",
                    help="a RUNNING trial without heartbeat for this long is run again "
                    "(trials of dead processes on this machine at once). Default: 120")
     t.add_argument("--no-rerun", action="store_true",
                    help="only run trials (e.g. extra workers); skip the final comparison")
+    t.set_defaults(compare_argv=lambda args: _compare_argv(t, args))
+
+
+_TUNE_ONLY = ("trials", "studies", "storage", "space", "ablation", "keep_edge",
+              "sampler_seed", "stale_after", "no_rerun", "compare_argv", "command", "help",
+              "optimizers")  # --optimizers: tune.md states the list it tuned
+
+
+def _compare_argv(tune_parser: argparse.ArgumentParser, args) -> list[str]:
+    """The ``compare`` arguments of a ``tune`` command line: every option given that is not
+    the tuning's own (tune.md appends the chosen ``--hparam`` values)."""
+    argv = ["--output", args.output]
+    for action in tune_parser._actions:
+        value = getattr(args, action.dest, None)
+        if (action.dest in _TUNE_ONLY + ("output",) or not action.option_strings
+                or value == action.default):
+            continue
+        flag = action.option_strings[-1]
+        if action.nargs == 0:
+            argv.append(flag)
+        elif action.default == []:  # repeatable (action="append", default=[])
+            argv += [part for item in value for part in (flag, str(item))]
+        elif isinstance(value, list):
+            argv += [flag, ",".join(str(v) for v in value)]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, received {text!r}")
+    return value
 
 
 def _score(text: str) -> float:
@@ -282,9 +341,10 @@ def _add_fair_arguments(p: argparse.ArgumentParser) -> None:
                    "compared, else the first of --optimizers")
     p.add_argument("--target", type=_score, default=None,
                    help="validation accuracy for time-to-target (validation perplexity for "
-                   "--dataset ptb: reached at or below it). Default: the reference's worst "
-                   "final validation score over its seeds, the lowest accuracy or the highest "
-                   "perplexity (so that it reaches the target on every seed)")
+                   "--dataset ptb: reached at or below it). Default: the workload's own "
+                   "target if it records one, else the worst of the compared optimizers' "
+                   "mean final validation scores (the same whatever --reference); speed is "
+                   "also reported at a ladder of 4 levels up to it")
 
 
 def _model_args(items: list[str]) -> dict:
@@ -499,20 +559,25 @@ def _compare(args):
 def _tune(args):
     """Check the inputs of ``tune`` (search space and storage first, then what ``compare``
     checks); return the function that runs it."""
-    try:
-        import optuna  # noqa: F401
-    except ImportError:
-        raise ValueError("tune needs optuna, which is not installed; install the harness "
-                         "extra: pip install 'larq-bamsprod[harness]'") from None
+    for module in ("optuna", "scipy"):  # scipy: the studies' quasi-random points
+        if importlib.util.find_spec(module) is None:
+            raise ValueError(f"tune needs {module}, which is not installed; install the "
+                             "harness extra: pip install 'larq-bamsprod[harness]'")
     from larq_bamsprod.harness.catalogue import registry, search_space
     from larq_bamsprod.harness.experiments import studies, tune
 
     space = search_space.parse_space(args.space)
+    ablations = search_space.parse_ablations(args.ablation)
+    keep_edge = search_space.parse_keep_edge(args.keep_edge)
     optimizers = registry.parse_optimizer_list(args.optimizers)
-    unknown = sorted(set(space) - set(optimizers))
-    if unknown:
-        raise ValueError(f"--space names {', '.join(unknown)}, which --optimizers does not "
-                         f"tune ({', '.join(optimizers)})")
+    for flag, named in (("--space", space), ("--ablation", ablations),
+                        ("--keep-edge", keep_edge)):
+        unknown = sorted(set(named) - set(optimizers))
+        if unknown:
+            raise ValueError(f"{flag} names {', '.join(unknown)}, which --optimizers does not "
+                             f"tune ({', '.join(optimizers)})")
+    tune.refuse_searched_hparams(registry.parse_overrides(args.hparam),
+                                 lambda opt: search_space.space_of(opt, space, ablations))
     if args.storage is not None:
         studies.check_storage_url(args.storage)
         if not args.storage.startswith(("journal:", "sqlite:")):
@@ -520,12 +585,18 @@ def _tune(args):
     cfg = tune.TuneConfig(
         compare=_compare_config(args, tuned=True),
         trials=args.trials,
+        studies=args.studies,
         storage=args.storage,
         space=space,
+        ablations=ablations,
+        keep_edge=keep_edge,
         sampler_seed=args.sampler_seed,
-        stale_after=args.stale_after or studies.DEFAULT_STALE_AFTER,
+        stale_after=(studies.DEFAULT_STALE_AFTER if args.stale_after is None
+                     else args.stale_after),
         rerun=not args.no_rerun,
+        compare_argv=args.compare_argv(args),
     )
+    cfg.check_storage()
 
     def run() -> int:
         try:

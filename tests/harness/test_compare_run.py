@@ -80,6 +80,16 @@ def test_outputs_table_plot_tensorboard_and_history(data_dir, tmp_path):
     assert "Epoch 1/2" not in out  # Keras' own count is off
     summary = json.loads((tmp_path / "results.json").read_text())
     assert [r["optimizer"] for r in summary["rows"]] == ["bamsprod", "bop"]
+    # BinaryCNN on 28x28x1, counted by hand: binary 3x3 convs 32->64, 64->128, 128->256 and
+    # the dense 2304->128; real: the stem 3x3x1x32, five batch norms (gamma, beta) and the
+    # classifier 128x10 + 10.
+    binary = 9 * 32 * 64 + 9 * 64 * 128 + 9 * 128 * 256 + 3 * 3 * 256 * 128
+    real = 9 * 32 + 2 * (32 + 64 + 128 + 256 + 128) + 128 * 10 + 10
+    assert (summary["layout"]["binary"], summary["layout"]["real"]) == (binary, real)
+    assert summary["layout"]["trained_by"] == {
+        "bamsprod": "bamsprod every weight", "bop": "bop the binary weights, Adam(0.01) the "
+        "real ones"}
+    assert len(summary["targets"]) == 4 and len(summary["rows"][0]["steps_to_targets"]) == 4
     for name in ("results.md", "results.csv", "results.json", "curves.png", "config.json"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

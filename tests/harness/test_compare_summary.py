@@ -48,13 +48,66 @@ def rows():
     return {r["optimizer"]: r for r in summary.summarize(RESULTS, "bop", target=0.8)["rows"]}
 
 
-def test_default_target_is_the_lowest_of_the_references_final_validation_accuracies():
-    result = summary.summarize(RESULTS, "bop")
-    assert result["target"] == pytest.approx(0.7)
-    # So every reference seed reaches it: bop 0 at its last step, 1 and 2 at step 20.
+def test_default_target_is_the_lowest_mean_final_validation_accuracy():
+    # Means of the final validation accuracies: bop 0.8, bamsprod 0.8633, adam 0.7467.
+    without_sgdm = {k: v for k, v in RESULTS.items() if k[0] != "sgdm"}
+    result = summary.summarize(without_sgdm, "bop")
+    assert result["target"] == pytest.approx((0.6 + 0.79 + 0.85) / 3)
+    assert result["target_rule"] == summary.WORST_MEAN
+    assert summary.summarize(RESULTS, "bop")["target"] == pytest.approx(0.3)  # sgdm's
+    given = summary.summarize(RESULTS, "bop", target=0.5)
+    assert given["target"] == 0.5 and given["target_rule"] == summary.GIVEN
+
+
+@pytest.mark.parametrize("order", [("bop", "bamsprod", "adam"), ("adam", "bamsprod", "bop"),
+                                   ("bamsprod", "adam", "bop")])
+@pytest.mark.parametrize("reference", ["bop", "bamsprod", "adam"])
+def test_default_target_and_ladder_ignore_the_order_and_the_reference(order, reference):
+    results = {(opt, seed): RESULTS[(opt, seed)] for opt in order for seed in (2, 0, 1)}
+    result = summary.summarize(results, reference)
+    assert result["target"] == pytest.approx((0.6 + 0.79 + 0.85) / 3)
+    # First evaluations: bop 0.5, 0.5, 0.6; bamsprod 0.8, 0.7, 0.81; adam 0.5, 0.6, 0.7:
+    # median 0.6; levels 0.6 + f * (target - 0.6).
+    target = (0.6 + 0.79 + 0.85) / 3
+    assert result["targets"] == pytest.approx([0.6 + f * (target - 0.6)
+                                               for f in (0.25, 0.5, 0.75, 1.0)])
+
+
+# Ladder and censoring by hand. Final validation means: a 0.75, b 0.55 -> target 0.55. First
+# evaluations 0.2, 0.4, 0.3, 0.3 -> median 0.3; levels 0.3625, 0.425, 0.4875, 0.55.
+LADDER_RESULTS = {
+    ("a", 0): _result([0.2, 0.5, 0.8], 0.8),
+    ("a", 1): _result([0.4, 0.6, 0.7], 0.7),
+    ("b", 0): _result([0.3, 0.4, 0.5], 0.5),  # never reaches 0.4875 or 0.55
+    ("b", 1): _result([0.3, 0.45, 0.6], 0.6),
+}
+
+
+def test_ladder_levels_and_steps_by_hand():
+    result = summary.summarize(LADDER_RESULTS, "a")
+    assert result["targets"] == pytest.approx([0.3625, 0.425, 0.4875, 0.55])
     rows = {r["optimizer"]: r for r in result["rows"]}
-    assert rows["bop"]["steps_to_target"] == [30, 20, 20]
-    assert summary.summarize(RESULTS, "bop", target=0.5)["target"] == 0.5
+    assert rows["a"]["steps_to_targets"] == [[20, 10], [20, 20], [20, 20], [30, 20]]
+    assert rows["b"]["steps_to_targets"] == [[20, 20], [30, 20], [30, 30], [None, 30]]
+    assert rows["b"]["seconds_to_targets"][1] == [3.0, 2.0]
+    # The last level is the target itself.
+    assert rows["b"]["steps_to_targets"][-1] == rows["b"]["steps_to_target"]
+
+
+def test_a_miss_is_censored_not_dropped():
+    # b's seed 0 misses 0.55: the median over [never, 30] is infinite, not 30.
+    assert stats.median_steps([None, 30]) == math.inf
+    assert stats.median_steps([None, 30, 20]) == 30
+    text = tables.ladder_markdown(summary.summarize(LADDER_RESULTS, "a"))
+    # Seconds are steps / 10 in these histories.
+    assert _table_row(text, "b") == ["b", "20 / 2.0 s (2/2)", "25 / 2.5 s (2/2)",
+                                     "30 / 3.0 s (2/2)", "never (1/2)"]
+    assert _table_row(text, "a")[4] == "25 / 2.5 s (2/2)"
+
+
+def _table_row(text, first):
+    line = next(line for line in text.splitlines() if line.startswith(f"| {first} |"))
+    return [c.strip() for c in line.strip("|").split("|")]
 
 
 def test_time_to_target_is_the_first_evaluation_at_or_above_it():
@@ -133,10 +186,16 @@ def test_one_seed_gives_no_verdict():
 def test_markdown_table_states_rule_and_verdicts():
     text = tables.results_markdown(summary.summarize(RESULTS, "bop", target=0.8))
     lines = [line for line in text.splitlines() if line.startswith("| ")]
-    assert len(lines) == 5  # header + 4 optimizers
+    assert len(lines) == 10  # header + 4 optimizers; the ladder's header + 4 optimizers
+    # Ladder from the median first evaluation, 0.55 (module RESULTS), to 0.8.
+    assert "| optimizer | to 61.25% | to 67.50% | to 73.75% | to 80.00% |" in text
+    assert "Ladder of targets: 61.25%, 67.50%, 73.75%, 80.00%" in text
     # val finals .86 .82 .91: mean 86.33, sd 4.51; test .80 .85 .92: mean 85.67, sd 6.03
     assert "| bamsprod | 3 | 86.33 ± 4.51 | 85.67 ± 6.03 |" in text
-    assert "| better | 10, 20, 10 | 3.00x |" in text
+    # Diffs 0.10, 0.10, 0.12: t = 0.10667 / (0.011547 / sqrt 3) = 16, df 2, two-sided
+    # p = 1 - 16 / sqrt(16^2 + 2) = 0.00388; sign-flip: all 3 positive, 2 / 2^3 = 0.25.
+    assert "| 0.00388 / 0.25 | better | primary | 10, 20, 10 | 3.00x |" in text
+    assert "| secondary |" in text and "not a tie" in text
     assert "never, 30, 30" in text
     assert "Student t" in text and "whole interval is above 0" in text
 
@@ -244,7 +303,8 @@ def test_speedup_interval_by_hand():
     assert iv["high"] == pytest.approx(4.0 * math.exp(12.7062 * math.log(2)))
     # 0 (optimizer never), inf (reference never) and None (neither) are left out.
     assert stats.ratio_interval([0.0, math.inf, None, 3.0]) == {
-        "n": 1, "mean": pytest.approx(3.0), "low": None, "high": None}
+        "n": 1, "mean": pytest.approx(3.0), "low": None, "high": None, "p_t": None,
+        "p_sign_flip": 1.0}
 
 
 @pytest.mark.parametrize("ratios, reached, ref_reached, expected", [
@@ -255,20 +315,11 @@ def test_speedup_interval_by_hand():
     ([], 0, 3, "slower (never reaches)"),
     ([], 3, 0, "faster (reference never reaches)"),
     ([1.5], 1, 1, "no verdict (1 seed)"),
-    # Both seeds 2x: "2.00x [2.00, 2.00]" is the evaluation grid, not certainty.
-    ([2.0, 2.0], 2, 2, "no verdict (no spread over seeds)"),
 ])
 def test_speed_verdict(ratios, reached, ref_reached, expected):
     seeds = max(reached, ref_reached)
     assert stats.speed_verdict(stats.ratio_interval(ratios), reached, ref_reached,
                                seeds) == expected
-
-
-def test_the_same_difference_on_every_seed_gives_no_verdict():
-    # sd 0: the t interval has width 0 whatever t is, [0.01, 0.01].
-    assert stats.verdict(stats.mean_interval([0.01, 0.01, 0.01])) == (
-        "no verdict (no spread over seeds)")
-    assert stats.verdict(stats.mean_interval([0.01, 0.02])) == "no difference detected"
 
 
 def test_summary_speed_interval_and_verdict(rows):
@@ -278,3 +329,48 @@ def test_summary_speed_interval_and_verdict(rows):
     assert iv["n"] == 2 and iv["mean"] == pytest.approx(math.sqrt(4.5))
     assert rows["bamsprod"]["speed_verdict"] == "no verdict (target missed on some seeds)"
     assert "speed_verdict" not in rows["bop"]
+
+
+# --- p-values and Holm's correction, by hand ---------------------------------------------
+
+@pytest.mark.parametrize("t, df, expected", [
+    (1.0, 1, 0.5),                                   # 1 - 2 atan(1) / pi
+    (2.0, 2, 1 - 2 / math.sqrt(6)),                   # 1 - t / sqrt(t^2 + 2)
+    (1.0, 3, 1 - 2 / math.pi * (math.pi / 6 + 0.5 * math.sqrt(3) / 2)),  # theta = pi/6
+    (math.sqrt(4 / 3), 4, 1 - 0.5 * (1 + 0.5 * 0.75)),  # theta = 30 deg: sin .5, cos^2 .75
+])
+def test_t_p_value_by_hand(t, df, expected):
+    assert stats.t_two_sided_p(t, df) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("df", range(1, 31))
+def test_t_p_value_at_the_published_critical_value_is_005(df):
+    assert stats.t_two_sided_p(stats.t_critical(df), df) == pytest.approx(0.05, abs=2e-5)
+
+
+@pytest.mark.parametrize("diffs, expected", [
+    ([0.1, 0.2, 0.3, 0.4, 0.5], 2 / 32),       # 5 seeds all positive: 0.0625
+    ([0.10, 0.10, 0.12], 0.25),                # 3 seeds: never below 2 / 8
+    # |sum| 0.06: of the 8 sign patterns of 0.10, 0.05, 0.01 the sums at least 0.06 away
+    # from 0 are +-0.16, +-0.14, +-0.06: 6 / 8.
+    ([-0.10, 0.05, -0.01], 0.75),
+    ([0.3, -0.1, 0.2, 0.4], 4 / 16),           # sums >= 0.8: +-(1.0, 0.8); 2 + 2 of 16
+])
+def test_exact_sign_flip_p_by_hand(diffs, expected):
+    assert stats.sign_flip_p(diffs) == pytest.approx(expected)
+
+
+def test_holm_by_hand():
+    # Sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1: 0.02, 0.03, 0.06, max(0.04, 0.06).
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert stats.holm([0.5, None, 0.2]) == [0.5, None, 0.4]  # None: not in the family
+    assert stats.holm([0.6, 0.7]) == [1.0, 1.0]
+
+
+def test_a_zero_width_interval_is_no_verdict():
+    iv = stats.paired_test([0.01, 0.01])  # two seeds, identical differences
+    assert iv["low"] == iv["high"] == pytest.approx(0.01)
+    assert iv["p_t"] is None and iv["p_sign_flip"] == 0.5
+    assert stats.verdict(iv) == "no verdict (no spread over seeds)"
+    assert stats.speed_verdict(stats.ratio_interval([2.0, 2.0]), 2, 2, 2) == (
+        "no verdict (no spread over seeds)")

@@ -22,6 +22,16 @@ def test_committed_results_tables_equal_the_scripts_output():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_committed_mobilenetv2_layout_is_the_hand_count():
+    # Issue #25's count: 16,488 of MobileNetV2's (width 0.25) 250,778 trainable weights are
+    # binary (its depth-wise kernels); Bop's layout trains the rest with Adam.
+    text = (REPO / "docs" / "RESULTS.md").read_text()
+    section = text.split("binary MobileNetV2 at width 0.25")[1].split("\n### ")[0]
+    assert ("Trainable weights: 16,488 binary and 234,290 real-valued (6.6% binary)."
+            in section)
+    assert "bop the binary weights, Adam(" in section
+
+
 def test_profile_by_hand():
     times = {"g1": {"a": 100.0, "b": 200.0, "c": math.inf},
              "g2": {"a": 300.0, "b": 150.0, "c": 150.0},
@@ -63,10 +73,11 @@ def study(tmp_path):
     root = tmp_path / "tuned"
     g = root / "toy"
     runs = {
-        # bop's final vals 0.80, 0.82 -> target 0.80 (the lower); bop reaches it at 30, 20.
+        # Mean final vals: bop 0.81, bamsprod 0.89 -> target 0.81, the lower mean. bop
+        # reaches it at never, 20 (its old target, its worst seed 0.80: at 30, 20).
         ("bop", 0): _done([0.5, 0.7, 0.80], 0.70),
-        ("bop", 1): _done([0.6, 0.81, 0.82], 0.74),
-        # bamsprod reaches 0.80 at 10 and 20: speed-ups 3 and 1; test +0.10 and +0.08.
+        ("bop", 1): _done([0.6, 0.815, 0.82], 0.74),
+        # bamsprod reaches 0.81 at 10 and 30: speed-ups inf and 2/3; test +0.10 and +0.08.
         ("bamsprod", 0): _done([0.85, 0.86, 0.9], 0.80),
         ("bamsprod", 1): _done([0.7, 0.8, 0.88], 0.82),
         ("bamsprod", 7): _done([0.1, 0.1, 0.1], 0.1),  # a seed not in config.json: ignored
@@ -115,16 +126,37 @@ def test_graph_tables_by_hand(study):
     assert row[1] == "2"
     assert row[3] == "81.00 [68.29, 93.71]"
     assert row[4] == "+9.00 [-3.71, +21.71]"
-    assert row[5] == "no difference detected"
-    assert row[6] == "10, 20"
-    # speed-ups 30/10 = 3 and 20/20 = 1: geometric mean sqrt(3) = 1.73.
-    assert row[7].startswith("1.73x [") and row[7].endswith("(n=2)")
-    assert row[8] == "no difference detected"
-    assert "target = validation accuracy 80.00%, the lowest of bop" in body
+    # t = 9 / (1.4142 / sqrt 2) = 9 with 1 df: p = 1 - 2 atan(9) / pi; sign-flip 2 / 4.
+    assert row[5] == f"{1 - 2 * math.atan(9) / math.pi:.3g} / 0.5"
+    assert row[6] == "no difference detected"
+    assert row[7] == "primary"
+    assert row[8] == "10, 30"
+    # speed-ups inf (bop never) and 20/30: the interval is over the finite one alone.
+    assert row[9] == "0.67x (n=1)"
+    assert row[10] == "no verdict (target missed on some seeds)"
+    assert ("target = validation accuracy 81.00%, the worst of the compared optimizers' mean "
+            "final validation scores") in body
+    # Ladder: first evaluations 0.5, 0.6, 0.85, 0.7 -> median 0.65; 0.65 + f * 0.16.
+    assert "Ladder of targets: 69.00%, 73.00%, 77.00%, 81.00%" in body
+    assert _row(body.split("Ladder of targets")[1], "bop") == [
+        "bop", "20 / 2.0 s (2/2)", "25 / 2.5 s (2/2)", "25 / 2.5 s (2/2)", "never (1/2)"]
+    assert _row(body.split("Ladder of targets")[1], "bamsprod") == [
+        "bamsprod", "10 / 1.0 s (2/2)", "15 / 1.5 s (2/2)", "15 / 1.5 s (2/2)",
+        "20 / 2.0 s (2/2)"]
+    # The earlier rule, bop's worst final seed 0.80, as a sensitivity row only.
+    assert ("Sensitivity, the earlier target rule (bop's worst final validation accuracy, "
+            "80.00%, which bop reaches on every seed by construction): median steps "
+            "bamsprod 15, bop 25.") in body
     assert "Paired test differences vs bop per seed (seeds 0, 1): bamsprod +10.00, +8.00." in body
     # The same differences the other way round: bop minus bamsprod, -10 and -8 -> -9 +- 12.71.
-    assert ("Paired test differences vs bamsprod (the optimizer minus bamsprod, pp; verdict by "
-            "the same rule): bop -9.00 [-21.71, +3.71] (no difference detected).") in body
+    assert ("Secondary, uncorrected: paired test differences vs bamsprod (the optimizer minus "
+            "bamsprod, pp; p t / sign-flip; verdict by the same rule): bop -9.00 [-21.71, "
+            f"+3.71] (p {1 - 2 * math.atan(9) / math.pi:.3g} / 0.5; no difference detected)."
+            ) in body
+    # The primary family: this graph's one comparison, Holm over a family of 1.
+    family = _row(body.split("Primary family")[1], "toy")
+    assert family[1:] == ["bop", "+9.00 [-3.71, +21.71] pp", "0.0704", "0.0704", "0.5", "0.5",
+                          "no difference detected"]
     # Chosen configuration: trials complete, best trial, its value, parameters.
     assert _row(body.split("Chosen configuration")[1], "bop") == [
         "bop", "2", "0", "80.00", "gamma=0.0001"]
@@ -141,9 +173,36 @@ def test_graph_tables_by_hand(study):
             "final runs") in body
     # The unfinished graph says so, with its command.
     assert "### Later graph\n\nNot run yet" in body and "larq-bamsprod tune --later" in body
-    # Profile over the one finished graph: median steps bamsprod 15, bop 25.
-    assert times == {"toy": {"bamsprod": 15.0, "bop": 25.0}}
-    assert _row(body.split("Performance profile")[1], "bop")[1] == f"{25 / 15:.2f}"
+    # Profile over the one finished graph: median steps bamsprod 20, bop never.
+    assert times == {"toy": {"bamsprod": 20.0, "bop": math.inf}}
+    assert _row(body.split("Performance profile")[1], "bop")[1] == "never"
+    # Scores by level: at 0.25, bop 20 vs 10 -> ratio 2, (4 - 2) / 3; at the reference-owned
+    # target 25 vs 15 -> (4 - 5/3) / 3.
+    by_level = _row(body.split("Profile score at each level")[1], "bop")
+    assert by_level == ["bop", f"{2 / 3:.3f}", f"{(4 - 25 / 15) / 3:.3f}",
+                        f"{(4 - 25 / 15) / 3:.3f}", "0.000", f"{(4 - 25 / 15) / 3:.3f}"]
+
+
+def _primary(mean, p_t, n=5, metric="accuracy"):
+    return {"reference": "bop", "metric": metric,
+            "diff": {"n": n, "mean": mean, "low": mean - 1, "high": mean + 1, "p_t": p_t,
+                     "p_sign_flip": 2 / 2 ** n}}
+
+
+def test_primary_family_is_holm_corrected_by_hand():
+    # p 0.01, 0.04, 0.03 -> sorted 0.01 x 3, 0.03 x 2, 0.04 x 1: 0.03, 0.06, 0.06.
+    primary = {"g1": _primary(0.5, 0.01), "g2": _primary(-0.5, 0.04),
+               "g3": _primary(-20.0, 0.03, n=3, metric="perplexity")}
+    text = evidence.family_text(primary, {g: g for g in primary})
+    g1, g2, g3 = (_row(text, g) for g in ("g1", "g2", "g3"))
+    assert (g1[4], g1[7]) == ("0.03", "better")
+    assert (g2[3], g2[4], g2[7]) == ("0.04", "0.06", "no difference detected")
+    assert (g3[4], g3[7]) == ("0.06", "no difference detected")
+    assert g3[2] == "-20.00 [-21.00, -19.00] perplexity" and g3[6] == "0.25"
+    # Lower perplexity is better: with a family of one, p 0.03 stays and reads "better".
+    alone = evidence.family_text({"g3": _primary(-20.0, 0.03, 3, "perplexity")}, {"g3": "g3"})
+    assert _row(alone, "g3")[7] == "better"
+    assert "tie" not in text.replace("not a tie", "")
 
 
 def test_main_rewrites_only_the_block_then_check_passes(study, capsys):
@@ -153,9 +212,47 @@ def test_main_rewrites_only_the_block_then_check_passes(study, capsys):
     text = doc.read_text()
     assert text.startswith("# Results\n\nprose before\n\n" + evidence.BEGIN)
     assert text.endswith(evidence.END + "\n\nprose after\n")
-    assert "old" not in text
+    assert "\nold\n" not in text
     assert (root / "performance_profile.png").stat().st_size > 0
     assert evidence.main(["--root", str(root), "--results", str(doc), "--check"]) == 0
+
+
+def test_readme_summary_and_profile_data_are_generated_and_checked(study, capsys):
+    root, doc = study
+    readme = doc.parent / "README.md"
+    readme.write_text(f"# Top\n\n{evidence.SUMMARY_BEGIN}\nold\n{evidence.SUMMARY_END}\n\n"
+                      "after\n")
+    args = ["--root", str(root), "--results", str(doc), "--readme", str(readme)]
+    assert evidence.main(args + ["--check"]) == 1
+    assert evidence.main(args) == 0
+    assert evidence.main(args + ["--check"]) == 0
+    text = readme.read_text()
+    assert text.startswith("# Top\n\n" + evidence.SUMMARY_BEGIN) and text.endswith("after\n")
+    # The toy graph's primary comparison: +9 [-3.71, +21.71], t p = 1 - 2 atan(9) / pi
+    # (family of one: Holm leaves it), sign-flip 0.5; median steps to the target 20 / never.
+    p_t = f"{1 - 2 * math.atan(9) / math.pi:.3g}"
+    assert _row(text, "Toy graph") == [
+        "Toy graph", "2", "-", "+9.00 [-3.71, +21.71] pp", f"{p_t} / 0.5", p_t,
+        "no difference detected", "20 / never"]
+    # Profile scores at the four levels (ratios of bop 2, 5/3, 5/3, never), then [owned].
+    assert "bamsprod 1.000, 1.000, 1.000, 1.000 [1.000]" in text
+    assert f"bop 0.667, {(4 - 5 / 3) / 3:.3f}, {(4 - 5 / 3) / 3:.3f}, 0.000 [" in text
+    data = json.loads((root / "performance_profile.json").read_text())
+    assert data["ladder_fractions"] == [0.25, 0.5, 0.75, 1.0]
+    assert data["levels"][-1]["median_steps"] == {"toy": {"bamsprod": 20.0, "bop": "never"}}
+    assert data["levels"][0]["profile"]["bop"] == {"ratios": {"toy": 2.0},
+                                                   "score": pytest.approx(2 / 3)}
+    # Editing the data (or the README's block) by hand is caught.
+    (root / "performance_profile.json").write_text("{}\n")
+    assert evidence.main(args + ["--check"]) == 1
+    assert "performance_profile.json: differs" in capsys.readouterr().err
+
+
+def test_the_committed_readme_summary_is_generated():
+    text = (REPO / "README.md").read_text()
+    assert text.count(evidence.SUMMARY_BEGIN) == 1 and text.count(evidence.SUMMARY_END) == 1
+    block = text.split(evidence.SUMMARY_BEGIN)[1].split(evidence.SUMMARY_END)[0]
+    assert "| graph | seeds | binary share" in block and "Holm-corrected p (5 graphs)" in block
 
 
 def test_the_cli_command_is_the_same(study, capsys):
@@ -206,8 +303,9 @@ def _done_ppl(vals, test, steps=(10, 20, 30)):
 
 
 def test_a_perplexity_graph_reads_lower_as_better(tmp_path):
-    """On ptb: target = the highest of bop's final validation perplexities, reached at or
-    below it; differences in perplexity, 'better' when the whole interval is below 0."""
+    """On ptb: target = the highest of the optimizers' mean final validation perplexities,
+    reached at or below it; differences in perplexity, 'better' when the whole interval is
+    below 0."""
     g = tmp_path / "tuned" / "lm"
     runs = {("bop", 0): _done_ppl([400, 300, 210], 200.0),      # target 210: step 30
             ("bop", 1): _done_ppl([400, 250, 205], 198.0),      # step 30
@@ -225,7 +323,8 @@ def test_a_perplexity_graph_reads_lower_as_better(tmp_path):
         for o in ("bamsprod", "bop")}}))
     entry = {"dir": "lm", "title": "LM", "command": "c", "when": ""}
     body, times = evidence.graph_text(entry, evidence.load_graph(g))
-    assert "target = validation perplexity 210.00, the highest of bop" in body
+    # Mean final perplexities: bop 207.5, bamsprod 187.5 -> the worse, 207.5.
+    assert "target = validation perplexity 207.50, the worst of the compared" in body
     # PTB's validation is its own split (not held out of training), counted in windows.
     assert ("(batch 8, 1 epoch of 800 training windows; PTB's own validation split, "
             "90 windows)") in body
@@ -236,6 +335,10 @@ def test_a_perplexity_graph_reads_lower_as_better(tmp_path):
     # diff vs bop: -10, -12 -> -11 +- 12.7062.
     assert row[3] == "188.00 [162.59, 213.41]"
     assert row[4] == "-11.00 [-23.71, +1.71]"
-    assert row[5] == "no difference detected"
-    assert row[6] == "20, 10"
-    assert times == {"bamsprod": 15.0, "bop": 30.0}
+    # diffs -10, -12: t = -11 / (1.4142 / sqrt 2) = -11 with 1 df: p = 1 - 2 atan(11) / pi.
+    assert row[5] == f"{1 - 2 * math.atan(11) / math.pi:.3g} / 0.5"
+    assert row[6] == "no difference detected"
+    assert row[8] == "30, 10"
+    assert times["levels"][-1] == {"bamsprod": 20.0, "bop": math.inf}
+    # The earlier target, bop's highest final perplexity 210: bamsprod 20, 10; bop 30, 30.
+    assert times["reference_target"] == {"bamsprod": 15.0, "bop": 30.0}

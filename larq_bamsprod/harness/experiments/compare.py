@@ -60,6 +60,7 @@ from larq_bamsprod.harness.files import (
     write_json_atomic,
     write_text_atomic,
 )
+from larq_bamsprod.harness.reports import layout
 from larq_bamsprod.harness.reports.plots import plot_curves
 from larq_bamsprod.harness.reports.summary import summarize
 from larq_bamsprod.harness.reports.tables import results_csv, results_markdown
@@ -179,6 +180,7 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
     summary["train_size"] = data_.train_size
     summary["validation_size"] = data_.validation_size
     summary["evaluation_steps"] = points
+    summary["layout"] = _layout(workload, out, cfg, [row["optimizer"] for row in summary["rows"]])
     if chief:
         write_json_atomic(out / "results.json", summary)
         write_text_atomic(out / "results.md", results_markdown(summary, cfg))
@@ -188,6 +190,17 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
         log(f"\n{results_markdown(summary, cfg)}\nwritten to {out}/results.md, curves.png "
             f"({summary['wall_seconds']:.0f} s)")
     return summary
+
+
+def _layout(workload, out: Path, cfg: CompareConfig, optimizers: list[str]) -> dict:
+    """Binary and real trainable weights of the workload's model, and which optimizer
+    trains which (:mod:`larq_bamsprod.harness.reports.layout`)."""
+    counts = layout.weight_layout(workload.build_model())
+    tf.keras.backend.clear_session()
+    recorded = {**(read_json(out / "config.json") or {}).get("hyperparameters", {}),
+                **resolved_hyperparameters(cfg)}
+    return {**counts, "trained_by": {name: layout.trained_by(name, recorded.get(name, {}))
+                                     for name in optimizers}}
 
 
 def _with_earlier_runs(results: dict, out: Path, epochs: int) -> dict:

@@ -78,7 +78,7 @@ class CompareConfig:
     # Optimizer the others are measured against; None: bop if compared, else the first.
     reference: str | None = None
     # Validation score of time-to-target (accuracy, or perplexity for a language model);
-    # None: the workload's own target, else the rule of summary.default_target.
+    # None: the workload's own target, else summary.default_target's symmetric rule.
     target: float | None = None
 
     def __post_init__(self):

@@ -1,14 +1,15 @@
-"""Optuna studies with an exact trial budget per optimizer, shared by any number of workers.
+"""Optuna studies with an exact trial budget per study, shared by any number of workers.
 
-Exactly ``--trials`` per optimizer, with any number of processes on one storage and across
+Exactly ``--trials`` per study, with any number of processes on one storage and across
 kills: the process that creates a study enqueues all N trials at once (Optuna ``WAITING``
-trials, parameters not yet drawn); every worker then claims WAITING trials one at a time
+trials, their parameters fixed); every worker then claims WAITING trials one at a time
 (``WAITING -> RUNNING`` is atomic in Optuna's storages), so no worker ever creates a trial
 of its own. A running trial writes a heartbeat (a user attribute) every
 :data:`HEARTBEAT_SECONDS`; a RUNNING trial whose heartbeat is older than ``--stale-after``
 seconds, or whose process is gone from this machine, is marked FAIL by the next worker
-that looks, and a copy of it (same slot, same parameters if it had drawn them) is enqueued
-again. Completed trials are never rerun.
+that looks, and a copy of it (same slot, same parameters) is enqueued again. Completed
+trials are never rerun. Every trial's parameters are fixed when it is enqueued (the
+study's quasi-random points), so a retried trial runs the killed one's.
 
 Storage: an SQLAlchemy URL (``sqlite:///PATH``, ``postgresql://...``, ``mysql://...``) or
 ``journal:PATH`` (Optuna's ``JournalFileBackend``).
@@ -79,19 +80,22 @@ SETTINGS_ATTR = "larq_bamsprod_settings"
 SLOT_ATTR = "larq_bamsprod_slot"
 
 
-def claim_study(storage, optimizer: str, cfg, settings: dict,
+def claim_study(storage, name: str, cfg, settings: dict, points: list[dict],
                 log: Callable[[str], None] = print):
-    """Create (and fill with ``cfg.trials`` WAITING trials) or load the study of ``optimizer``;
-    ``settings`` are what every worker of the study must agree on."""
+    """Create (and fill with one WAITING trial per point of ``points``, its parameters
+    fixed) or load the study ``name``; ``settings`` are what every worker of the study must
+    agree on."""
     import optuna
 
     settings = as_json(settings)
+    # Every parameter is fixed when the trial is enqueued; the sampler draws nothing.
+    sampler = optuna.samplers.RandomSampler(seed=0)
     for attempt in range(20):
         try:
-            study = optuna.create_study(study_name=optimizer, storage=storage,
+            study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
                                         direction=cfg.metric.direction)
         except optuna.exceptions.DuplicatedStudyError:
-            study = optuna.load_study(study_name=optimizer, storage=storage)
+            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
             break
         except Exception:  # a concurrent create can fail in one process: look again
             if attempt == 19:
@@ -99,30 +103,61 @@ def claim_study(storage, optimizer: str, cfg, settings: dict,
             time.sleep(0.5)
             continue
         study.set_user_attr(SETTINGS_ATTR, settings)
-        for slot in range(cfg.trials):
-            study.enqueue_trial({}, user_attrs={SLOT_ATTR: slot})
-        study.set_user_attr("larq_bamsprod_enqueued", cfg.trials)
-        log(f"tune {optimizer}: study created with {cfg.trials} trials")
+        _enqueue_missing(study, points)
+        log(f"tune {name}: study created with {len(points)} trials")
         return study
     # Loaded: wait for the creator to finish enqueueing (it may be a moment behind).
     deadline = time.monotonic() + 30
     while "larq_bamsprod_enqueued" not in study.user_attrs and time.monotonic() < deadline:
         time.sleep(0.5)
-    previous = study.user_attrs.get(SETTINGS_ATTR)
-    if previous is not None and previous != settings:
-        changed = [k for k in settings if previous.get(k) != settings[k]]
-        raise ValueError(
-            f"study {optimizer!r} in {cfg.storage} was tuned with other settings "
-            f"({', '.join(f'{k}: {previous.get(k)!r} -> {settings[k]!r}' for k in changed)}); "
-            "use another --storage (or --output), or delete the study")
+    check_settings(study, settings, cfg.storage)
     if "larq_bamsprod_enqueued" not in study.user_attrs:
-        # Its creator was killed while enqueueing: add the missing slots.
-        have = {t.user_attrs.get(SLOT_ATTR) for t in study.get_trials(deepcopy=False)}
-        for slot in range(cfg.trials):
-            if slot not in have:
-                study.enqueue_trial({}, user_attrs={SLOT_ATTR: slot})
-        study.set_user_attr("larq_bamsprod_enqueued", cfg.trials)
+        _enqueue_missing(study, points)  # its creator was killed while enqueueing
     return study
+
+
+def check_settings(study, settings: dict, storage_url: str) -> None:
+    """Refuse a study tuned with other settings than ``settings`` (JSON-clean)."""
+    previous = study.user_attrs.get(SETTINGS_ATTR)
+    if previous is None or previous == settings:
+        return
+    changed = [k for k in settings if previous.get(k) != settings[k]]
+    raise ValueError(
+        f"study {study.study_name!r} in {storage_url} was tuned with other settings "
+        f"({', '.join(f'{k}: {previous.get(k)!r} -> {settings[k]!r}' for k in changed)}); "
+        "use another --storage (or --output), or delete the study")
+
+
+def check_existing(url: str, settings: dict[str, dict], optimizers: list[str]) -> None:
+    """Refuse, before any study is created, a storage whose studies of ``settings`` (study
+    name -> settings) were tuned with other settings, or that holds an older tune's study
+    named after one of ``optimizers`` (one TPE study per optimizer). Writes nothing: a
+    storage file that does not exist yet is not created."""
+    import optuna
+
+    if url.startswith(("journal:", "sqlite:///")):
+        path = Path(url.split(":", 1)[1].removeprefix("///"))
+        if not path.exists():
+            return
+    storage = open_storage(url)
+    names = {s.study_name for s in storage.get_all_studies()}
+    old = sorted(names & set(optimizers))
+    if old:
+        raise ValueError(
+            f"--storage {url} holds studies named {', '.join(old)} of an older tune (one TPE "
+            "study per optimizer; studies are now OPTIMIZER/studyK); tune into a new --output "
+            "or --storage")
+    for name in sorted(names & set(settings)):
+        study = optuna.load_study(study_name=name, storage=storage)
+        check_settings(study, as_json(settings[name]), url)
+
+
+def _enqueue_missing(study, points: list[dict]) -> None:
+    have = {t.user_attrs.get(SLOT_ATTR) for t in study.get_trials(deepcopy=False)}
+    for slot, point in enumerate(points):
+        if slot not in have:
+            study.enqueue_trial(point, user_attrs={SLOT_ATTR: slot})
+    study.set_user_attr("larq_bamsprod_enqueued", len(points))
 
 
 def _alive_here(attrs: dict) -> bool | None:
@@ -211,8 +246,9 @@ class _Heartbeat:
 
 
 def run_trials(storage, study, space: dict[str, tuple], objective: Callable[[dict, int], float],
-               cfg, log: Callable[[str], None] = print) -> int:
-    """Claim and run WAITING trials of ``study`` until none is left; how many ran here."""
+               cfg, log: Callable[[str], None] = print, label: str = "") -> int:
+    """Claim and run WAITING trials of ``study`` until none is left; how many ran here.
+    ``label`` starts each progress line (e.g. ``optimizer adam study 1/2``)."""
     import optuna
 
     ran = 0
@@ -226,24 +262,24 @@ def run_trials(storage, study, space: dict[str, tuple], objective: Callable[[dic
         storage.set_trial_user_attr(trial_id, "host", socket.gethostname())
         storage.set_trial_user_attr(trial_id, "pid", os.getpid())
         storage.set_trial_user_attr(trial_id, "heartbeat", time.time())
-        sampler = optuna.samplers.TPESampler(
-            seed=cfg.sampler_seed * 1_000_003 + number,
-            n_startup_trials=max(1, min(10, cfg.trials // 2)))
-        seeded = optuna.load_study(study_name=study.study_name, storage=storage,
-                                   sampler=sampler)
-        trial = optuna.trial.Trial(seeded, trial_id)
+        # The same study object throughout: a second one loaded from an RDB storage has a
+        # cache of its own that has not seen this trial (KeyError in Optuna's cache).
+        trial = optuna.trial.Trial(study, trial_id)
+        slot = trial.user_attrs.get(SLOT_ATTR)
         with _Heartbeat(storage, trial_id):
             params = suggest(trial, space)
+            log(f"tune: {label or study.study_name} trial {slot + 1}/{cfg.trials} "
+                f"(Optuna trial {number}): {params}")
             try:
                 value = float(objective(params, number))
             except Exception:
-                seeded.tell(trial, state=optuna.trial.TrialState.FAIL)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 raise
         if math.isnan(value):  # diverged: the worst score
             value = 0.0 if cfg.metric.higher_is_better else math.inf
-        seeded.tell(trial, value)
+        study.tell(trial, value)
         ran += 1
-        log(f"tune {study.study_name}: trial {number} {params} -> {value:.4f}")
+        log(f"tune: {label or study.study_name} trial {slot + 1}/{cfg.trials} -> {value!r}")
 
 
 def complete_trials(study) -> list:
@@ -252,24 +288,27 @@ def complete_trials(study) -> list:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
-def run_studies(cfg, objective_for: Callable[[str], Callable[[dict, int], float]],
-             settings_of: Callable[[str], dict], log: Callable[[str], None] = print,
-             poll: float = 2.0) -> dict:
-    """Run this worker's share of every optimizer's trials, then wait for the others'.
+def run_studies(cfg, plans: dict[str, dict], log: Callable[[str], None] = print,
+                poll: float = 2.0) -> dict:
+    """Run this worker's share of the trials of every study of ``plans``, then wait for the
+    others'.
 
-    Returns ``{optimizer: study}`` once every study has ``cfg.trials`` COMPLETE trials.
+    ``plans`` maps a study name to ``{"settings", "points", "space", "objective",
+    "label"}``. Returns ``{name: study}`` once every study has ``cfg.trials`` COMPLETE trials.
     """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(cfg.storage)
-    studies = {opt: claim_study(storage, opt, cfg, settings_of(opt), log)
-               for opt in cfg.compare.optimizers}
+    studies = {name: claim_study(storage, name, cfg, plan["settings"], plan["points"], log)
+               for name, plan in plans.items()}
     waiting_said = False
     while True:
-        for opt, study in studies.items():
-            run_trials(storage, study, cfg.space_of(opt), objective_for(opt), cfg, log)
-        counts = {opt: len(complete_trials(s)) for opt, s in studies.items()}
+        for name, study in studies.items():
+            plan = plans[name]
+            run_trials(storage, study, plan["space"], plan["objective"], cfg, log,
+                       plan["label"])
+        counts = {name: len(complete_trials(s)) for name, s in studies.items()}
         if all(n >= cfg.trials for n in counts.values()):
             return studies
         if not waiting_said:

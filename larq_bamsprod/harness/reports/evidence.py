@@ -35,12 +35,13 @@ from __future__ import annotations
 import argparse
 import math
 import re
-import statistics
 import sys
 from pathlib import Path
 
 BEGIN = "<!-- evidence:begin -->"
 END = "<!-- evidence:end -->"
+SUMMARY_BEGIN = "<!-- evidence-summary:begin -->"
+SUMMARY_END = "<!-- evidence-summary:end -->"
 TAU_MAX = 4.0
 TAUS = (1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 4.0)
 _RUN_DIR = re.compile(r"^(?P<opt>.+)-seed(?P<seed>\d+)$")
@@ -91,8 +92,9 @@ def load_graph(folder: Path) -> dict | None:
 
 def median_steps(steps: list[int | None]) -> float:
     """Median over seeds of steps to target, "never" (None) counting as infinity."""
-    values = [math.inf if s is None else float(s) for s in steps]
-    return statistics.median(values) if values else math.inf
+    from larq_bamsprod.harness.reports import stats
+
+    return stats.median_steps(steps)
 
 
 def profile(times: dict[str, dict[str, float]]) -> dict[str, dict]:
@@ -164,8 +166,7 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
     from larq_bamsprod.harness import metrics
     from larq_bamsprod.harness.catalogue import workloads
     from larq_bamsprod.harness.catalogue.search_space import at_edge
-    from larq_bamsprod.harness.reports import summary
-    from larq_bamsprod.harness.reports.tables import interval_text, ratio_text
+    from larq_bamsprod.harness.reports import stats, summary, tables
 
     lines = [f"### {entry['title']}", ""]
     if graph is None:
@@ -178,8 +179,6 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
     scale = 100.0 if metric.percent else 1.0
     # Accuracy in % (differences in points); perplexity as it is (lower is better).
     score = "top-1 (%)" if metric.percent else metric.name
-    diff_unit = "(pp)" if metric.percent else "(lower is better)"
-    worst = "lowest" if metric.higher_is_better else "highest"
     summ = summary.summarize(results, reference, metric=metric)
     steps_budget = max((r["history"][-1]["step"] for r in results.values()), default=0)
     sample = next(iter(results.values()))
@@ -237,35 +236,20 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         lines += ["", "At the edge of the search space (within 10% of an end, log scale; the "
                   "best value may lie outside the range, so this optimizer may be "
                   "under-tuned): " + "; ".join(edges) + "."]
-    lines += [
-        "",
-        f"Final runs (mean [95% t interval] over seeds; differences paired per seed against "
-        f"{reference}; target = validation {metric.name} "
-        f"{scale * summ['target']:.2f}{'%' if metric.percent else ''}, the {worst} of "
-        f"{reference}'s final validation values):",
-        "",
-        f"| optimizer | seeds | final val {score} | final test {score} | test diff vs "
-        f"{reference} {diff_unit} | verdict | steps to target, per seed | speed-up vs "
-        f"{reference} | speed verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    times = {}
+    weights = graph_layout(config)
+    if weights is not None:
+        lines += ["", weights[1]]
+    lines += _final_runs_table(summ, results, reference, metric)
+    times = {"levels": [{} for _ in summ["targets"]], "reference_target": {},
+             "primary": _primary(summ, metric), "seeds": len(config["seeds"]),
+             "layout": weights[0] if weights is not None else None}
     for row in summ["rows"]:
-        opt = row["optimizer"]
-        per = {s: r for (o, s), r in results.items() if o == opt}
-        val = [per[s]["final"][metric.val_key] for s in sorted(per)]
-        test = [per[s]["final"][metric.test_key] for s in sorted(per)]
-        steps = row.get("steps_to_target", [])
-        times[opt] = median_steps(steps)
-        is_ref = opt == reference
-        lines.append(
-            f"| {opt} | {row['seeds']} | {_pct_interval(val, scale)} | "
-            f"{_pct_interval(test, scale)} | "
-            f"{'-' if is_ref else interval_text(row[f'diff_final_test_{metric.name}'], scale)} | "
-            f"{row['verdict']} | "
-            f"{', '.join('never' if s is None else str(s) for s in steps) or '-'} | "
-            f"{'-' if is_ref else ratio_text(row.get('speedup_interval'))} | "
-            f"{'reference' if is_ref else row.get('speed_verdict', '-')} |")
+        for level, level_steps in zip(times["levels"], row["steps_to_targets"]):
+            level[row["optimizer"]] = median_steps(level_steps)
+    lines += ["", stats.ladder_text(summ["targets"], metric), "",
+              tables.ladder_markdown(summ, metric).rstrip("\n")]
+    text, times["reference_target"] = _sensitivity(results, reference, metric)
+    lines += ["", text]
     seeds = sorted(config["seeds"])
     per_seed = []
     for row in summ["rows"]:
@@ -279,24 +263,164 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
     if per_seed:
         lines += ["", f"Paired test differences vs {reference} per seed (seeds "
                   f"{', '.join(map(str, seeds))}): " + "; ".join(per_seed) + "."]
-    # Does BAMSProd add anything over the others (not only over the reference)? The same
-    # rule with bamsprod as the reference: each optimizer minus bamsprod, paired per seed.
     if "bamsprod" in config["optimizers"] and reference != "bamsprod":
-        against = summary.summarize(results, "bamsprod", metric=metric)
-        parts = [f"{row['optimizer']} "
-                 f"{interval_text(row[f'diff_final_test_{metric.name}'], scale)} "
-                 f"({row['verdict']})"
-                 for row in against["rows"] if row["optimizer"] != "bamsprod"]
-        if parts:
-            lines += ["", f"Paired test differences vs bamsprod (the optimizer minus bamsprod, "
-                      f"{diff_unit.strip('()')}; verdict by the same rule): "
-                      + "; ".join(parts) + "."]
+        lines += _against_bamsprod(results, metric)
     lines.append("")
     return "\n".join(lines), times
 
 
+def _sensitivity(results: dict, reference: str, metric) -> tuple[str, dict[str, float]]:
+    """The earlier target rule (the reference's worst final seed, a level it reaches on
+    every seed by construction), kept as a sensitivity row: its sentence and each
+    optimizer's median steps to it."""
+    from larq_bamsprod.harness.reports import stats, summary
+
+    owned = summary.summarize(results, reference,
+                              summary.reference_target(results, reference, metric), metric)
+    times = {row["optimizer"]: median_steps(row["steps_to_target"]) for row in owned["rows"]}
+    return (f"Sensitivity, the earlier target rule ({reference}'s worst final validation "
+            f"{metric.name}, {stats.score_text(owned['target'], metric)}, which {reference} "
+            "reaches on every seed by construction): median steps "
+            + ", ".join(f"{o} " + ("never" if math.isinf(t) else f"{t:.0f}")
+                        for o, t in times.items()) + ".", times)
+
+
+def _against_bamsprod(results: dict, metric) -> list[str]:
+    """Does BAMSProd add anything over the others (not only over the reference)? The same
+    rule with bamsprod as the reference, each optimizer minus bamsprod: secondary."""
+    from larq_bamsprod.harness.reports import summary
+    from larq_bamsprod.harness.reports.tables import interval_text, p_text
+
+    against = summary.summarize(results, "bamsprod", metric=metric)
+    key = f"diff_final_test_{metric.name}"
+    parts = [f"{row['optimizer']} {interval_text(row[key], 100.0 if metric.percent else 1.0)} "
+             f"(p {p_text(row[key])}; {row['verdict']})"
+             for row in against["rows"] if row["optimizer"] != "bamsprod"]
+    if not parts:
+        return []
+    unit = "pp" if metric.percent else "lower is better"
+    return ["", f"Secondary, uncorrected: paired test differences vs bamsprod (the optimizer "
+            f"minus bamsprod, {unit}; p t / sign-flip; verdict by the same rule): "
+            + "; ".join(parts) + "."]
+
+
+def graph_layout(config: dict) -> tuple[dict, str] | None:
+    """The layout of a built-in workload's graph (its model built from ``config.json``'s
+    settings): the counts and the sentence (binary and real trainable weights, who trains
+    which); None for a user's workload (no model to rebuild from the files)."""
+    if "model" not in config:
+        return None
+    import tensorflow as tf
+
+    from larq_bamsprod.harness.catalogue.workloads import BuiltinWorkload
+    from larq_bamsprod.harness.reports import layout
+
+    workload = BuiltinWorkload(config["model"], config["dataset"], config.get("model_args"),
+                               image_size=config.get("image_size"))
+    counts = layout.weight_layout(workload.build_model())
+    tf.keras.backend.clear_session()
+    recorded = config.get("hyperparameters", {})
+    return counts, layout.layout_text(counts, [layout.trained_by(name, recorded.get(name, {}))
+                                               for name in config["optimizers"]])
+
+
+def _final_runs_table(summ: dict, results: dict, reference: str, metric) -> list[str]:
+    """The final runs' table: per optimizer, scores, the paired test difference with its
+    p-values and uncorrected verdict, steps to the target per seed, speed-up."""
+    from larq_bamsprod.harness.reports import stats, summary
+    from larq_bamsprod.harness.reports.tables import interval_text, p_text, ratio_text
+
+    scale = 100.0 if metric.percent else 1.0
+    score = "top-1 (%)" if metric.percent else metric.name
+    diff_unit = "(pp)" if metric.percent else "(lower is better)"
+    lines = [
+        "",
+        f"Final runs (mean [95% t interval] over seeds; differences paired per seed against "
+        f"{reference}, with the paired t test's and the exact sign-flip test's p-values; "
+        f"verdicts uncorrected, the primary one corrected below; target = validation "
+        f"{metric.name} {stats.score_text(summ['target'], metric)}, {summary.WORST_MEAN}):",
+        "",
+        f"| optimizer | seeds | final val {score} | final test {score} | test diff vs "
+        f"{reference} {diff_unit} | p (t / sign-flip) | verdict (uncorrected) | comparison | "
+        f"steps to target, per seed | speed-up vs {reference} | speed verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summ["rows"]:
+        opt = row["optimizer"]
+        per = {s: r for (o, s), r in results.items() if o == opt}
+        val = [per[s]["final"][metric.val_key] for s in sorted(per)]
+        test = [per[s]["final"][metric.test_key] for s in sorted(per)]
+        diff = row[f"diff_final_test_{metric.name}"]
+        is_ref = opt == reference
+        lines.append(
+            f"| {opt} | {row['seeds']} | {_pct_interval(val, scale)} | "
+            f"{_pct_interval(test, scale)} | {'-' if is_ref else interval_text(diff, scale)} | "
+            f"{'-' if is_ref else p_text(diff)} | {row['verdict']} | {row['comparison']} | "
+            f"{', '.join('never' if s is None else str(s) for s in row['steps_to_target'])} | "
+            f"{'-' if is_ref else ratio_text(row.get('speedup_interval'))} | "
+            f"{'reference' if is_ref else row.get('speed_verdict', '-')} |")
+    return lines
+
+
+def _primary(summ: dict, metric) -> dict | None:
+    """The primary comparison of one graph (BAMSProd's paired test difference against the
+    reference), or None if BAMSProd is not compared there or is the reference."""
+    from larq_bamsprod.harness.reports import stats
+
+    for row in summ["rows"]:
+        if row["optimizer"] == stats.PRIMARY and row["comparison"] == "primary":
+            return {"reference": summ["reference"], "metric": metric.name,
+                    "diff": row[f"diff_final_test_{metric.name}"]}
+    return None
+
+
+def family_text(primary: dict[str, dict], titles: dict[str, str]) -> str:
+    """The primary family: BAMSProd against the reference on every graph, Holm-corrected
+    (:func:`larq_bamsprod.harness.reports.stats.holm`) over the graphs' t p-values."""
+    from larq_bamsprod.harness import metrics
+    from larq_bamsprod.harness.reports import stats
+    from larq_bamsprod.harness.reports.tables import interval_text
+
+    graphs = list(primary)
+    adjusted = stats.holm([primary[g]["diff"]["p_t"] for g in graphs])
+    lines = [
+        "### Primary family: BAMSProd against the reference on every graph",
+        "",
+        f"{len(graphs)} comparisons (final test score, BAMSProd minus the reference, paired "
+        "per seed); Holm's step-down correction over their t p-values holds the family-wise "
+        "error at 5%. Verdict: better / worse if the corrected p is below 0.05, else no "
+        "difference detected (not a tie: no equivalence margin is set). The exact sign-flip "
+        "p cannot go below 2/2^n (n seeds). Every other comparison on this page is "
+        "secondary and uncorrected.",
+        "",
+        "| graph | reference | difference [95% CI] | p (t) | Holm-corrected p | p (sign-flip) "
+        "| smallest possible sign-flip p | verdict (Holm) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for g, p_holm in zip(graphs, adjusted):
+        entry = primary[g]
+        metric = metrics.metric_named(entry["metric"])
+        diff = entry["diff"]
+        unit = " pp" if metric.percent else f" {metric.name}"
+        verdict = _holm_verdict(diff, p_holm, metric)
+        lines.append(
+            f"| {titles[g]} | {entry['reference']} | "
+            f"{interval_text(diff, 100 if metric.percent else 1)}{unit} | "
+            f"{_p(diff['p_t'])} | {_p(p_holm)} | {_p(diff['p_sign_flip'])} | "
+            f"{_p(2 / 2 ** diff['n']) if diff['n'] else '-'} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
 def profile_text(times: dict[str, dict[str, float]], titles: dict[str, str],
-                 plot: str | None) -> str:
+                 plot: str | None, levels: list[dict[str, dict[str, float]]] | None = None,
+                 owned: dict[str, dict[str, float]] | None = None) -> str:
+    """The profile at the target (``times[graph][optimizer]``) in full, then its score at
+    every level of the ladder (``levels``) and under the earlier, reference-owned target
+    (``owned``, a sensitivity row)."""
     prof = profile(times)
     if not prof:
         return "### Performance profile\n\nNo graph has final runs yet.\n"
@@ -305,7 +429,8 @@ def profile_text(times: dict[str, dict[str, float]], titles: dict[str, str],
         "### Performance profile across graphs",
         "",
         f"Graphs: {', '.join(titles[g] for g in graphs)} ({len(graphs)}). Time to target = "
-        "median over seeds of the steps to each graph's target (never = infinity); ratio "
+        "median over seeds of the steps to each graph's target (the worst of the compared "
+        "optimizers' mean final validation scores; a miss counts as infinity); ratio "
         "= that over the fastest optimizer's on the graph; rho(tau) = fraction of graphs "
         f"with ratio <= tau; score = area under rho on [1, {TAU_MAX:g}] / {TAU_MAX - 1:g}.",
         "",
@@ -319,9 +444,30 @@ def profile_text(times: dict[str, dict[str, float]], titles: dict[str, str],
         rhos = " | ".join(f"{p['rho'][tau]:.2f}" for tau in TAUS)
         lines.append(f"| {opt} | {ratios} | {rhos} | {p['score']:.3f} |")
     lines.append("")
+    if levels:
+        lines += _scores_by_level(prof, levels, owned)
     if plot:
         lines += [f"![performance profile]({plot})", ""]
     return "\n".join(lines)
+
+
+def _scores_by_level(prof: dict, levels: list, owned: dict | None) -> list[str]:
+    from larq_bamsprod.harness.reports import stats
+
+    by_level = [profile(level) for level in levels]
+    owned_prof = profile(owned) if owned else {}
+    head = [f"score at {f:g} of the way" for f in stats.LADDER]
+    lines = ["Profile score at each level of every graph's ladder (fractions of the way from "
+             "the median first-evaluation score to the target; the last is the target), and, "
+             "as a sensitivity row only, at the earlier target rule (the reference's worst "
+             "final seed, a level the reference reaches on every seed by construction):", "",
+             "| optimizer | " + " | ".join(head) + " | score at the reference-owned target |",
+             "|---|" + "---|" * (len(head) + 1)]
+    for opt in sorted(prof, key=lambda o: -prof[o]["score"]):
+        cells = [f"{level[opt]['score']:.3f}" if opt in level else "-" for level in by_level]
+        cells.append(f"{owned_prof[opt]['score']:.3f}" if opt in owned_prof else "-")
+        lines.append(f"| {opt} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def plot_profile(times: dict[str, dict[str, float]], path: Path) -> None:
@@ -356,9 +502,17 @@ def plot_profile(times: dict[str, dict[str, float]], path: Path) -> None:
 
 
 def render(root: Path, results_md: Path | None = None) -> tuple[str, dict]:
-    """The generated block (between the markers) and the profile's times."""
+    """The generated block (between the markers) and the profile's times at the target."""
+    rendered = render_all(root, results_md)
+    return rendered["body"], rendered["times"]
+
+
+def render_all(root: Path, results_md: Path | None = None) -> dict:
+    """Everything ``evidence`` writes: RESULTS' block (``body``), the profile's times at the
+    target (``times``), README's summary block (``summary``) and the profile's data
+    (``profile_json``)."""
     manifest = _read(root / "evidence.json")
-    blocks, times, titles = [], {}, {}
+    blocks, levels, owned, titles, primary, graphs = [], [], {}, {}, {}, {}
     for i, entry in enumerate(manifest.get("graphs", [])):
         missing = [k for k in ("dir", "title", "command", "when") if k not in entry]
         if missing:
@@ -370,15 +524,107 @@ def render(root: Path, results_md: Path | None = None) -> tuple[str, dict]:
         text, graph_times = graph_text(entry, load_graph(folder), link)
         blocks.append(text)
         if graph_times is not None:
-            times[entry["dir"]] = graph_times
+            levels += [{} for _ in range(len(graph_times["levels"]) - len(levels))]
+            for level, level_times in zip(levels, graph_times["levels"]):
+                level[entry["dir"]] = level_times
+            owned[entry["dir"]] = graph_times["reference_target"]
             titles[entry["dir"]] = entry["dir"]
+            graphs[entry["dir"]] = {**graph_times, "title": entry["title"]}
+            if graph_times["primary"] is not None:
+                primary[entry["dir"]] = graph_times["primary"]
+    times = levels[-1] if levels else {}
     plot = None
     if times and results_md is not None:
         plot = _relative(root / "performance_profile.png", results_md.parent)
-    blocks.append(profile_text(times, titles, plot))
+    if primary:
+        blocks.append(family_text(primary, titles))
+    blocks.append(profile_text(times, titles, plot, levels, owned))
     body = ("<!-- generated by `larq-bamsprod evidence`; edit the files, not this block "
             "-->\n\n" + "\n".join(blocks))
-    return body, times
+    return {"body": body, "times": times, "summary": summary_text(graphs, primary, levels,
+                                                                   owned),
+            "profile_json": profile_json(levels, owned)}
+
+
+def profile_json(levels: list[dict], owned: dict) -> str:
+    """The profile's data as JSON text: per ladder level (the last is the target) and at the
+    reference-owned target, each graph's median steps per optimizer ("never" for a miss) and
+    each optimizer's ratios and score."""
+    import json
+
+    from larq_bamsprod.harness.reports import stats
+
+    def one(times: dict) -> dict:
+        return {"median_steps": {g: {o: "never" if math.isinf(t) else t
+                                     for o, t in per.items()} for g, per in times.items()},
+                "profile": {o: {"ratios": {g: "never" if math.isinf(r) else r
+                                           for g, r in p["ratios"].items()},
+                                "score": p["score"]} for o, p in profile(times).items()}}
+
+    data = {"ladder_fractions": list(stats.LADDER[:len(levels)]),
+            "levels": [one(level) for level in levels],
+            "reference_owned_target": one(owned), "tau_max": TAU_MAX}
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
+def summary_text(graphs: dict, primary: dict, levels: list[dict], owned: dict) -> str:
+    """README's evidence summary: per graph the primary comparison (Holm-corrected), the
+    binary share and the median steps to the target; then the profile scores per level."""
+    from larq_bamsprod.harness import metrics
+    from larq_bamsprod.harness.reports import stats
+    from larq_bamsprod.harness.reports.tables import interval_text
+
+    names = list(primary)
+    adjusted = dict(zip(names, stats.holm([primary[g]["diff"]["p_t"] for g in names])))
+    references = {primary[g]["reference"] for g in names}
+    ref = references.pop() if len(references) == 1 else "the reference"
+    lines = ["<!-- generated by `larq-bamsprod evidence`; edit the files, not this block -->",
+             "",
+             f"| graph | seeds | binary share of the trainable weights | BAMSProd minus {ref}, "
+             f"final test [95% CI] | p t / sign-flip | Holm-corrected p ({len(names)} graphs) "
+             f"| verdict (Holm) | median steps to the target: BAMSProd / {ref} |",
+             "|---|---|---|---|---|---|---|---|"]
+    for g, info in graphs.items():
+        entry = primary.get(g)
+        if entry is None:
+            continue
+        metric = metrics.metric_named(entry["metric"])
+        diff, p_holm = entry["diff"], adjusted[g]
+        unit = " pp" if metric.percent else f" {metric.name} (lower is better)"
+        target_times = levels[-1][g]
+        share = "-" if info["layout"] is None else f"{100 * info['layout']['binary_share']:.1f}%"
+        lines.append(
+            f"| {info['title']} | {info['seeds']} | {share} | "
+            f"{interval_text(diff, 100 if metric.percent else 1)}{unit} | "
+            f"{_p(diff['p_t'])} / {_p(diff['p_sign_flip'])} | {_p(p_holm)} | "
+            f"{_holm_verdict(diff, p_holm, metric)} | "
+            f"{_steps(target_times.get(stats.PRIMARY))} / "
+            f"{_steps(target_times.get(entry['reference']))} |")
+    scores = [profile(level) for level in levels]
+    owned_scores = profile(owned)
+    lines += ["", "Performance-profile score (1 = fastest on every graph) at each level of "
+              "the ladder (0.25, 0.5, 0.75 of the way to the target, then the target: the "
+              "worst of the optimizers' mean final validation scores); in brackets, at the "
+              "earlier target the reference owned: "
+              + "; ".join(f"{o} " + ", ".join(f"{sc[o]['score']:.3f}" for sc in scores)
+                          + f" [{owned_scores[o]['score']:.3f}]"
+                          for o in sorted(scores[-1], key=lambda o: -scores[-1][o]["score"]))
+              + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _holm_verdict(diff: dict, p_holm: float | None, metric) -> str:
+    if p_holm is None:
+        return "no verdict (no p-value)"
+    if p_holm >= 0.05:
+        return "no difference detected"
+    return "better" if (diff["mean"] > 0) == metric.higher_is_better else "worse"
+
+
+def _steps(value: float | None) -> str:
+    if value is None or math.isinf(value):
+        return "never"
+    return f"{value:,.0f}"
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -387,15 +633,16 @@ def _relative(path: Path, start: Path) -> str:
     return os.path.relpath(path, start).replace(os.sep, "/")
 
 
-def replace_block(document: str, body: str, where: str) -> str:
-    if document.count(BEGIN) != 1 or document.count(END) != 1 or (
-            document.index(BEGIN) > document.index(END)):
+def replace_block(document: str, body: str, where: str, begin: str = BEGIN,
+                  end: str = END) -> str:
+    if document.count(begin) != 1 or document.count(end) != 1 or (
+            document.index(begin) > document.index(end)):
         raise EvidenceError(
-            f"{where} must hold one line {BEGIN} and, after it, one line {END}; the tables "
+            f"{where} must hold one line {begin} and, after it, one line {end}; the tables "
             "go between them")
-    head, rest = document.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{body}{END}{tail}"
+    head, rest = document.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{body}{end}{tail}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -405,46 +652,80 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", default="docs/RESULTS.md",
                         help="the document whose marked block is rewritten (default: "
                              "%(default)s)")
+    parser.add_argument("--readme", default=None,
+                        help="the document whose evidence-summary block is rewritten "
+                             "(default: README.md in the folder above --results' folder, if "
+                             "it holds the block)")
     parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if the document's block differs from "
-                             "what the files give")
+                        help="write nothing; exit 1 if a generated block or the profile's "
+                             "data differs from what the files give")
 
 
-DESCRIPTION = ("Regenerate RESULTS.md's tables (and the performance profile plot) from the "
-               "committed tuning studies and final runs.")
+DESCRIPTION = ("Regenerate RESULTS.md's tables, README's evidence summary and the performance "
+               "profile (plot and data) from the committed tuning studies and final runs.")
+
+
+def _outputs(root: Path, results_md: Path, readme: Path | None) -> tuple[list, dict]:
+    """``(path, current text, generated text)`` of every file ``evidence`` writes, and the
+    profile's times at the target."""
+    rendered = render_all(root, results_md)
+    document = results_md.read_text()
+    outputs = [(results_md, document, replace_block(document, rendered["body"],
+                                                    str(results_md)))]
+    if readme is not None:
+        text = readme.read_text()
+        outputs.append((readme, text, replace_block(text, rendered["summary"], str(readme),
+                                                    SUMMARY_BEGIN, SUMMARY_END)))
+    data = root / "performance_profile.json"
+    outputs.append((data, data.read_text() if data.exists() else "",
+                    rendered["profile_json"]))
+    return outputs, rendered["times"]
+
+
+def _readme(args: argparse.Namespace, results_md: Path) -> Path | None:
+    if args.readme is not None:
+        return Path(args.readme)
+    default = results_md.parent.parent / "README.md"
+    if default.exists() and SUMMARY_BEGIN in default.read_text():
+        return default
+    return None
 
 
 def run(args: argparse.Namespace, prog: str) -> int:
     """What ``main`` and ``larq-bamsprod evidence`` do with parsed arguments."""
     root, results_md = Path(args.root), Path(args.results)
-    for flag, path, kind in (("--root", root, "folder"), ("--results", results_md, "file")):
-        if not path.exists():
+    readme = _readme(args, results_md)
+    for flag, path, kind in (("--root", root, "folder"), ("--results", results_md, "file"),
+                             ("--readme", readme, "file")):
+        if path is not None and not path.exists():
             print(f"{prog}: error: {flag} {str(path)!r} does not exist; give the {kind} (or "
                   "run from the repository's top folder)", file=sys.stderr)
             return 2
     try:
-        body, times = render(root, results_md)
-        document = results_md.read_text()
-        updated = replace_block(document, body, str(results_md))
+        outputs, times = _outputs(root, results_md, readme)
     except EvidenceError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
+    stale = [path for path, current, generated in outputs if current != generated]
     if args.check:
-        if updated != document:
-            print(f"{results_md}: the tables differ from what the files under {root} give; "
-                  f"run `{prog}` and commit", file=sys.stderr)
+        for path in stale:
+            print(f"{path}: differs from what the files under {root} give; run `{prog}` "
+                  "and commit", file=sys.stderr)
+        if stale:
             return 1
-        print(f"{results_md}: tables match the files under {root}")
+        print(f"{', '.join(str(path) for path, _, _ in outputs)}: match the files under "
+              f"{root}")
         return 0
     if times:
         plot_profile(times, root / "performance_profile.png")
-    if updated != document:
-        from larq_bamsprod.harness.files import write_text_atomic
+    from larq_bamsprod.harness.files import write_text_atomic
 
-        write_text_atomic(results_md, updated)
-        print(f"{results_md}: tables rewritten from {root}")
-    else:
-        print(f"{results_md}: tables already match the files under {root}")
+    for path, current, generated in outputs:
+        if current != generated:
+            write_text_atomic(path, generated)
+            print(f"{path}: rewritten from {root}")
+        else:
+            print(f"{path}: already matches the files under {root}")
     return 0
 
 

@@ -21,32 +21,66 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), std
 
 
-def default_target(results: dict[tuple[str, int], dict], reference: str,
-                   metric: metrics.Metric = metrics.ACCURACY) -> float | None:
-    """The worst of the reference's final validation scores over its seeds: the lowest
-    accuracy (the highest perplexity, when lower is better).
+GIVEN = "given in advance (the workload's or --target)"
+WORST_MEAN = "the worst of the compared optimizers' mean final validation scores"
 
-    Every reference seed reaches it, so the reference's time to target and every speed-up
-    against it are defined on every seed (with the mean, about half the reference's own seeds
-    would never reach it and the speed-up would be undefined there).
+
+def default_target(results: dict[tuple[str, int], dict],
+                   metric: metrics.Metric = metrics.ACCURACY) -> float | None:
+    """The worst of the compared optimizers' mean final validation scores: the lowest mean
+    accuracy (the highest mean perplexity, when lower is better).
+
+    Symmetric in the optimizers: no competitor owns it (the reference's own worst seed, the
+    earlier rule, let the reference reach it on every seed, late, by construction), and it
+    does not depend on which optimizer is the reference or on their order.
     """
-    finals = [r["final"][metric.val_key] for (opt, _), r in results.items() if opt == reference]
+    means = [statistics.fmean(v) for v in _final_scores(results, metric).values()]
+    if not means:
+        return None
+    return min(means) if metric.higher_is_better else max(means)
+
+
+def reference_target(results: dict[tuple[str, int], dict], reference: str,
+                     metric: metrics.Metric = metrics.ACCURACY) -> float | None:
+    """The earlier rule, kept for a sensitivity row: the worst of ``reference``'s final
+    validation scores over its seeds (so the reference reaches it on every seed)."""
+    finals = _final_scores(results, metric).get(reference)
     if not finals:
         return None
     return min(finals) if metric.higher_is_better else max(finals)
+
+
+def _final_scores(results, metric) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for (opt, _), r in results.items():
+        out.setdefault(opt, []).append(r["final"][metric.val_key])
+    return out
+
+
+def ladder(results: dict[tuple[str, int], dict], target: float,
+           metric: metrics.Metric = metrics.ACCURACY) -> list[float]:
+    """:data:`stats.LADDER`'s targets from the median first-evaluation score over every run
+    (every optimizer and seed) to ``target``."""
+    firsts = [r["history"][0][metric.val_key] for r in results.values() if r["history"]]
+    start = statistics.median(firsts) if firsts else target
+    return stats.target_ladder(start, target)
 
 
 def summarize(results: dict[tuple[str, int], dict], reference: str = "bop",
               target: float | None = None, metric: metrics.Metric = metrics.ACCURACY) -> dict:
     """Aggregate per-(optimizer, seed) results (``training.run_one``'s) per optimizer.
 
-    ``target`` defaults to :func:`default_target`. Every difference is paired by seed
-    against ``reference``. With ``metric=metrics.PERPLEXITY`` every ``accuracy`` key reads
+    ``target`` defaults to :func:`default_target`; ``targets`` is its ladder
+    (:func:`ladder`), and each row's ``steps_to_targets`` / ``seconds_to_targets`` hold, per
+    level, the per-seed steps / seconds (None: never reached). Every difference is paired by
+    seed against ``reference``. With ``metric=metrics.PERPLEXITY`` every ``accuracy`` key reads
     ``perplexity``, the target is reached at or below it, and "better" is below 0.
     """
     name, higher = metric.name, metric.higher_is_better
+    rule = GIVEN if target is not None else WORST_MEAN
     if target is None:
-        target = default_target(results, reference, metric)
+        target = default_target(results, metric)
+    targets = ladder(results, target, metric) if target is not None else []
     optimizers = list(dict.fromkeys(opt for opt, _ in results))
     seeds = sorted({seed for _, seed in results})
 
@@ -81,6 +115,13 @@ def summarize(results: dict[tuple[str, int], dict], reference: str = "bop",
         step_times = [r["step_seconds_median"] for (o, _), res in results.items() if o == opt
                       for r in res["history"] if r.get("step_seconds_median")]
         row["step_ms_median"] = 1000 * statistics.median(step_times) if step_times else None
+        if targets:
+            ladder_reach = [per_seed(opt, lambda r, t=t: stats.time_to_target(
+                r["history"], t, metric.val_key, higher)) for t in targets]
+            row["steps_to_targets"] = [[v[0] for _, v in sorted(level.items())]
+                                       for level in ladder_reach]
+            row["seconds_to_targets"] = [[v[1] for _, v in sorted(level.items())]
+                                         for level in ladder_reach]
         reach = to_target(opt)
         if reach:
             steps = {s: v[0] for s, v in reach.items()}
@@ -92,21 +133,24 @@ def summarize(results: dict[tuple[str, int], dict], reference: str = "bop",
                      if s in ref_steps]
             row["speedup_per_seed"] = speed
             row["speedup_median"] = stats.median_speedup(speed)
-            row["diff_steps_to_target"] = stats.mean_interval(
+            row["diff_steps_to_target"] = stats.paired_test(
                 stats.paired_differences(steps, ref_steps))
             row["speedup_interval"] = stats.ratio_interval(speed)
             if opt != reference:
                 row["speed_verdict"] = stats.speed_verdict(
                     row["speedup_interval"], sum(v is not None for v in steps.values()),
                     sum(ref_steps.get(s) is not None for s in steps), len(steps))
-        row[f"diff_final_test_{name}"] = stats.mean_interval(
+        row[f"diff_final_test_{name}"] = stats.paired_test(
             stats.paired_differences(test, ref_test))
-        row[f"diff_final_val_{name}"] = stats.mean_interval(
+        row[f"diff_final_val_{name}"] = stats.paired_test(
             stats.paired_differences(val, ref_val))
         row["verdict"] = ("reference" if opt == reference
                           else stats.verdict(row[f"diff_final_test_{name}"], higher))
+        row["comparison"] = ("reference" if opt == reference else "primary"
+                             if opt == stats.PRIMARY else "secondary")
         rows.append(row)
-    out = {"reference": reference, "target": target, "seeds": seeds, "rows": rows}
+    out = {"reference": reference, "target": target, "target_rule": rule,
+           "targets": targets, "seeds": seeds, "rows": rows}
     if metric is not metrics.ACCURACY:  # classification summaries keep their original keys
         out["metric"] = name
     return out

@@ -9,6 +9,7 @@ import math
 from larq_bamsprod.harness import metrics
 from larq_bamsprod.harness.experiments.config import CompareConfig
 from larq_bamsprod.harness.reports import stats
+from larq_bamsprod.harness.reports.layout import layout_text
 from larq_bamsprod.harness.words import plural
 
 
@@ -27,6 +28,14 @@ def interval_text(iv: dict | None, scale: float = 100, digits: int = 2) -> str:
     if iv.get("low") is not None:
         text += f" [{iv['low'] * scale:+.{digits}f}, {iv['high'] * scale:+.{digits}f}]"
     return text
+
+
+def p_text(iv: dict | None) -> str:
+    """``t / sign-flip`` p-values of a paired difference; "-" where there is none."""
+    if not iv or (iv.get("p_t") is None and iv.get("p_sign_flip") is None):
+        return "-"
+    return " / ".join("-" if iv.get(k) is None else f"{iv[k]:.3g}"
+                      for k in ("p_t", "p_sign_flip"))
 
 
 def _speed(value) -> str:
@@ -61,7 +70,7 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
         diff_head = f"test {name} diff vs {ref} [95% CI] (lower is better)"
     if has_top5:
         head.append("final test top-5 (%)")
-    head += [diff_head, "verdict", "steps to target",
+    head += [diff_head, "p (t / sign-flip)", "verdict", "comparison", "steps to target",
              f"speed-up vs {ref} (median)", f"speed-up vs {ref} (geo. mean) [95% CI]",
              "speed verdict", f"steps diff vs {ref} [95% CI]",
              "final train loss", "train s", "eval s", "ms / step"]
@@ -81,7 +90,9 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
         cells += [
             "-" if r["optimizer"] == ref else interval_text(r.get(f"diff_final_test_{name}"),
                                                         scale=100 if pct else 1),
+            "-" if r["optimizer"] == ref else p_text(r.get(f"diff_final_test_{name}")),
             r.get("verdict", "-"),
+            r.get("comparison", "-"),
             "-" if reach is None else ", ".join("never" if e is None else str(e) for e in reach),
             _speed(r.get("speedup_median")),
             "-" if r["optimizer"] == ref else ratio_text(r.get("speedup_interval")),
@@ -95,8 +106,15 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
+    if summary.get("targets"):
+        text += "\n" + ladder_markdown(summary, metric)
+    if summary.get("layout"):
+        text += "\n" + layout_text(summary["layout"],
+                                   list(summary["layout"].get("trained_by", {}).values())) + "\n"
     if summary.get("target") is not None:
-        text += "\n" + stats.rules_text(ref, summary["target"], metric) + "\n"
+        text += "\n" + stats.rules_text(ref, summary["target"], metric,
+                                        summary.get("target_rule"),
+                                        summary.get("targets")) + "\n"
     if cfg is not None:
         workload = cfg.workload
         text = (
@@ -117,6 +135,25 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
             + text
         )
     return text
+
+
+def ladder_markdown(summary: dict, metric: metrics.Metric = metrics.ACCURACY) -> str:
+    """Every optimizer's median steps and training seconds to each level of the ladder, with
+    how many seeds reached it (a miss counts as infinite in the median)."""
+    targets = summary["targets"]
+    head = ["optimizer"] + [f"to {stats.score_text(t, metric)}" for t in targets]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in summary["rows"]:
+        cells = [r["optimizer"]]
+        for steps, seconds in zip(r["steps_to_targets"], r["seconds_to_targets"]):
+            reached = f"({sum(s is not None for s in steps)}/{len(steps)})"
+            median = stats.median_steps(steps)
+            cells.append(f"never {reached}" if math.isinf(median) else
+                         f"{median:.0f} / {stats.median_steps(seconds):.1f} s {reached}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return ("Median over seeds of the steps / training seconds to each level of the ladder "
+            "(a miss counts as infinite: 'never' once half the seeds miss), with the seeds "
+            "that reached it:\n\n" + "\n".join(lines) + "\n")
 
 
 def _workload_text(workload) -> str:

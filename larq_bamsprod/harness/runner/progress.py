@@ -3,8 +3,9 @@
 Keras' own progress bar is off (``model.fit(verbose=0)``): its per-``fit`` ``Epoch 3/3``
 counted something else than the harness does. Here every message counts the same things:
 which run of how many, which step of the run and which evaluation point, time elapsed and
-an estimate of the time left (steps still to do at the rate measured in this process after
-its first step, evaluations included; none before a quarter of a run is done).
+an estimate of the time left (steps still to do at the rate measured in this process since
+its first step, evaluations included; none before the second step, as the first one
+includes tracing).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class Progress:
         self.started = time.perf_counter()
         self.done_before = 0  # steps finished in earlier processes (not timed here)
         self.done_here = 0
-        self._first_step = self.started  # when the first step here ended
+        self._first_step_done = self.started
         self.run_index = 0
         self.label = ""
         self.evals = 0
@@ -56,12 +57,11 @@ class Progress:
         return self.runs * self.steps_per_run
 
     def remaining_seconds(self) -> float | None:
-        """Steps still to do at the rate of this process's steps after its first, once a
-        quarter of a run is done here (None before: the first steps hold the tracing, and
-        an estimate from them is wild)."""
-        if self.done_here < max(2, self.steps_per_run // 4):
+        """Steps left at the rate measured since the end of this process' first step (the
+        set-up and the first step's tracing are not a rate); None before a second step."""
+        if self.done_here < 2:
             return None
-        rate = (time.perf_counter() - self._first_step) / (self.done_here - 1)
+        rate = (time.perf_counter() - self._first_step_done) / (self.done_here - 1)
         return rate * (self.total_steps - self.done_before - self.done_here)
 
     def status(self) -> str:
@@ -97,7 +97,7 @@ class Progress:
     def step(self) -> None:
         self.done_here += 1
         if self.done_here == 1:
-            self._first_step = time.perf_counter()
+            self._first_step_done = time.perf_counter()
         if self._bar is not None:
             self._bar.update(1)
 
