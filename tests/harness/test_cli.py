@@ -279,3 +279,21 @@ def test_a_bad_recipe_set_is_blamed_on_set(data_dir, tmp_path, capsys):
                            "{'learning_rate': -1}: learning_rate must be > 0")
     assert "--hparam" not in line
     assert not (tmp_path / "out").exists()
+
+
+def test_every_image_model_has_a_smallest_input_of_at_least_one(capsys):
+    assert cli.main(["list"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "input" in line]
+    assert not [row for row in rows if "0x0" in row], rows
+
+
+def test_binary_cnns_smallest_input_is_where_building_it_starts_to_work():
+    import tensorflow as tf
+
+    from larq_bamsprod.harness.catalogue import models
+
+    side = models.smallest_input("BinaryCNN")
+    models.build_model("BinaryCNN", (side, side, 1), 10)
+    with pytest.raises(Exception, match="Negative dimension size"):
+        models.build_model("BinaryCNN", (side - 1, side - 1, 1), 10)
+    tf.keras.backend.clear_session()

@@ -307,13 +307,13 @@ MIN_INPUT = {
     "BinaryDenseNet37": 8,
     "BinaryDenseNet37Dilated": 2,
     "BinaryDenseNet45": 8,
-    "RealToBinaryNet": 0,
 }
 """Smallest side the image models that do not enlarge their inputs (not in
 ``ZOO_MIN_INPUT``) can be built at; smaller ones fail in a pooling layer. Found by building
-every model at sides 1 to 64 (``build_model(name, (s, s, 1), 10)``, 3 channels alike); a
-model not listed here builds at 1x1 (BinaryResNet34, BinaryMobileNetV2, BiRealNet,
-MeliusNet22)."""
+them (``build_model(name, (s, s, 1), 10)``: a bisection over sides 1 to 64, then the three
+sides below and five above the minimum, 3 channels at the minimum too); a model not listed
+here builds at 1x1 (BinaryResNet34, BinaryMobileNetV2, BiRealNet, MeliusNet22,
+RealToBinaryNet)."""
 
 
 def smallest_input(name: str) -> int:
