@@ -122,8 +122,14 @@ def cast_exact(value, dtype: tf.DType) -> tf.Tensor:
 
     ``tf.cast(0.01, tf.float64)`` first makes a float32 constant, so a float64 variable
     would see a float32-rounded hyperparameter; ``tf.constant(0.01, tf.float64)`` does not.
+
+    A variable is read here, once: ``tf.cast`` of a variable to its own dtype returns the
+    variable itself, and every op that took it would read it again (one ``ReadVariableOp``
+    per model variable and step instead of one per step).
     """
-    if tf.is_tensor(value) or isinstance(value, tf.Variable):
+    if isinstance(value, tf.Variable):
+        value = value.read_value()
+    if tf.is_tensor(value):
         return tf.cast(value, dtype)
     return tf.constant(value, dtype)
 
