@@ -147,6 +147,9 @@ class BAMSProd(LegacyOptimizer):
                 "bound_target": self.bound_target,
                 "lr_decay": self.lr_decay,
                 "bias_correction": self.bias_correction,
+                # The base class' time decay, lr / (1 + decay * iterations): kept as
+                # Keras' legacy Adam keeps it, so that a reloaded optimizer decays alike.
+                "decay": hp.plain(self._initial_decay),
                 "is_legacy_optimizer": True,
             }
         )
