@@ -60,8 +60,11 @@ BAMSPROD_DOC = r"""BAMSProd: AMSGrad with a closing projection of the second mom
 
     Args:
       learning_rate: ``eta``: a float > 0, a
-        ``tf.keras.optimizers.schedules.LearningRateSchedule``, or a callable taking the
-        step (number of updates done so far) and returning a float. Defaults to `0.01`.
+        ``tf.keras.optimizers.schedules.LearningRateSchedule``, a callable taking the
+        step (number of updates done so far) and returning a float, or a callable taking
+        no argument (Keras' convention: the legacy class calls it at every step, the
+        new-API class once, when it is built, as Keras' optimizers of each API do).
+        Defaults to `0.01`.
       beta_1: decay of the first moment, in ``[0, 1)``; a float, schedule or callable of
         the step, like ``learning_rate``. The paper's decaying ``beta_1t = beta_1 / t`` is
         ``InverseTimeDecay(beta_1, decay_steps=1, decay_rate=1)`` and Corollary 4's

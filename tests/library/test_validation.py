@@ -25,6 +25,7 @@ INVALID = [
     ("beta_1", -0.1, ValueError, "-0.1"),
     ("beta_1", 1.5, ValueError, "1.5"),
     ("beta_1", "0.9", TypeError, "'0.9'"),
+    ("beta_1", lambda: 0.9, TypeError, "<function"),  # Keras' zero-argument form: lr only
     ("beta_2", 1.0, ValueError, "1.0"),
     ("beta_2", -0.5, ValueError, "-0.5"),
     ("beta_2", math.nan, ValueError, "nan"),
