@@ -7,6 +7,7 @@ and cast their arguments exactly as BAMSProd does.
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 import warnings
 
@@ -23,6 +24,13 @@ LR_DECAYS = ("sqrt", None)
 def is_real(value) -> bool:
     """True for an int or float (NumPy's included), False for a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _finite(name: str, value) -> float:
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, received {name}={value}.")
+    return value
 
 
 def takes_no_arguments(fn) -> bool:
@@ -65,7 +73,7 @@ def check_schedule_or_float(name: str, value, low_open: float | None = None,
             f"{name} must be a float, a LearningRateSchedule or a callable of the step, "
             f"received {name}={value!r} of type {type(value).__name__}."
         )
-    value = float(value)
+    value = _finite(name, value)
     if in_unit_interval and not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), received {name}={value}.")
     if low_open is not None and not value > low_open:
@@ -80,7 +88,7 @@ def check_float(name: str, value, *, low: float | None = None, low_open: float |
             f"{name} must be a float, received {name}={value!r} of type "
             f"{type(value).__name__}."
         )
-    value = float(value)
+    value = _finite(name, value)
     if in_unit_interval and not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), received {name}={value}.")
     if low is not None and not value >= low:
