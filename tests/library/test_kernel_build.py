@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 
 from larq_bamsprod import kernels
 
@@ -173,3 +174,89 @@ def test_per_element_loops_are_vectorised():
     if module is None:
         pytest.skip(f"the BAMSProd kernel could not be built here: {kernels._state['error']}")
     assert _packed_square_roots(kernels.library_path()) > 0
+
+
+# --- the cache: whole libraries only, one entry per TensorFlow, compiler and source -----
+
+# Copies a library built before ("compiles" in no time) to the -o path.
+COPYING = """#!/bin/sh
+echo "$@" >> "{log}"
+[ "$1" = "--version" ] && echo "copying-cxx 1.0" && exit 0
+while [ $# -gt 0 ]; do
+  if [ "$1" = "-o" ]; then cp "{library}" "$2"; fi
+  shift
+done
+exit 0
+"""
+
+TRAIN_ONE_STEP = """
+import larq_bamsprod, numpy as np, tensorflow as tf
+from larq_bamsprod import kernels, legacy
+model = tf.keras.Sequential([tf.keras.layers.Dense(1, input_shape=(3,))])
+model.compile(legacy.BAMSProd(), loss="mse")
+model.fit(np.ones((8, 3), "float32"), np.ones((8, 1), "float32"), epochs=1, verbose=0)
+print("kernel available:", kernels.status()["available"])
+"""
+
+
+@pytest.fixture(scope="session")
+def built_library() -> Path:
+    """The real kernel library, found before any test points the cache elsewhere."""
+    if kernels.load() is None:
+        pytest.skip(f"the BAMSProd kernel could not be built here: {kernels._state['error']}")
+    return kernels.library_path()
+
+
+def test_truncated_library_in_the_cache_is_rebuilt_and_the_next_process_trains(
+    built_library, fake_compiler, monkeypatch
+):
+    # #28 item 15: a truncated .so in the cache killed every later run (bus error, exit
+    # 135) until the cache was deleted by hand.
+    calls = fake_compiler(COPYING.replace("{library}", str(built_library)))
+    _fresh_process_state(monkeypatch)
+    cached = kernels.build()
+    assert calls() == 1
+    data = cached.read_bytes()
+    cached.write_bytes(data[: len(data) // 2])
+
+    root = str(Path(kernels.__file__).parents[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    done = subprocess.run([sys.executable, "-c", TRAIN_ONE_STEP], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert done.returncode == 0, (done.returncode, done.stderr[-3000:])
+    assert "kernel available: True" in done.stdout
+    assert calls() == 2  # rebuilt once
+    assert cached.read_bytes() == data
+
+
+def test_library_whose_checksum_differs_is_rebuilt_not_loaded(built_library, fake_compiler):
+    calls = fake_compiler(COPYING.replace("{library}", str(built_library)))
+    cached = kernels.build()
+    damaged = bytearray(cached.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    cached.write_bytes(bytes(damaged))
+    assert not kernels.intact(cached)
+    assert kernels.build() == cached
+    assert calls() == 2
+    assert kernels.intact(cached)
+
+
+def test_two_install_paths_share_one_cache_key(monkeypatch, tmp_path):
+    # "minus paths": another venv or checkout of the same TensorFlow and source must not
+    # recompile (23-61 s inside the first training step).
+    def key_for(root: Path, source_text: bytes) -> str:
+        source = root / "larq_bamsprod" / "kernels" / "bamsprod_op.cc"
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_bytes(source_text)
+        site = root / "venv" / "lib" / "site-packages" / "tensorflow"
+        monkeypatch.setattr(kernels, "SOURCE", source)
+        monkeypatch.setattr(tf.sysconfig, "get_compile_flags",
+                            lambda: [f"-I{site}/include", "--std=c++17"])
+        monkeypatch.setattr(tf.sysconfig, "get_link_flags",
+                            lambda: [f"-L{site}", "-l:libtensorflow_framework.so.2"])
+        return kernels.tag()
+
+    text = kernels.SOURCE.read_bytes()
+    assert key_for(tmp_path / "a", text) == key_for(tmp_path / "b", text)
+    assert key_for(tmp_path / "c", text + b"\n// changed\n") != key_for(tmp_path / "a", text)
