@@ -6,6 +6,8 @@ and cast their arguments exactly as BAMSProd does.
 
 from __future__ import annotations
 
+import inspect
+import math
 import numbers
 import warnings
 
@@ -24,13 +26,43 @@ def is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _finite(name: str, value) -> float:
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, received {name}={value}.")
+    return value
+
+
+def takes_no_arguments(fn) -> bool:
+    """True if ``fn`` can only be called without positional arguments (``lambda: 0.01``)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: assume a step function
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                  inspect.Parameter.VAR_POSITIONAL)
+    return not any(p.kind in positional for p in parameters)
+
+
 def check_schedule_or_float(name: str, value, low_open: float | None = None,
-                            in_unit_interval: bool = False):
-    """Return a float or a schedule; raise a ValueError/TypeError naming ``name``."""
+                            in_unit_interval: bool = False, zero_argument_ok: bool = False):
+    """Return a float or a schedule; raise a ValueError/TypeError naming ``name``.
+
+    With ``zero_argument_ok``, a callable that takes no argument is returned as it is, for
+    Keras to call as its optimizers call one (``learning_rate=lambda: 0.01``).
+    """
     if isinstance(value, LearningRateSchedule):
         return value
     if callable(value) and not tf.is_tensor(value):
-        return StepFunction(value)
+        if not takes_no_arguments(value):
+            return StepFunction(value)
+        if zero_argument_ok:
+            return value
+        raise TypeError(
+            f"{name} must be a float, a LearningRateSchedule or a callable of the step, "
+            f"received {name}={value!r}, a callable that takes no argument; give it the "
+            "step as argument (lambda step: ...)."
+        )
     if tf.is_tensor(value) or isinstance(value, tf.Variable):
         raise TypeError(
             f"{name} must be a float, a LearningRateSchedule or a callable of the step, "
@@ -41,7 +73,7 @@ def check_schedule_or_float(name: str, value, low_open: float | None = None,
             f"{name} must be a float, a LearningRateSchedule or a callable of the step, "
             f"received {name}={value!r} of type {type(value).__name__}."
         )
-    value = float(value)
+    value = _finite(name, value)
     if in_unit_interval and not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), received {name}={value}.")
     if low_open is not None and not value > low_open:
@@ -56,7 +88,7 @@ def check_float(name: str, value, *, low: float | None = None, low_open: float |
             f"{name} must be a float, received {name}={value!r} of type "
             f"{type(value).__name__}."
         )
-    value = float(value)
+    value = _finite(name, value)
     if in_unit_interval and not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), received {name}={value}.")
     if low is not None and not value >= low:
@@ -89,7 +121,8 @@ def check_bamsprod_args(*, learning_rate, beta_1, beta_2, epsilon, gamma, bound_
                         lr_decay, bias_correction) -> dict:
     """Validate BAMSProd's constructor arguments; return them normalised."""
     out = {
-        "learning_rate": check_schedule_or_float("learning_rate", learning_rate, low_open=0.0),
+        "learning_rate": check_schedule_or_float("learning_rate", learning_rate, low_open=0.0,
+                                                 zero_argument_ok=True),
         "beta_1": check_schedule_or_float("beta_1", beta_1, in_unit_interval=True),
         "beta_2": check_float("beta_2", beta_2, in_unit_interval=True),
         "epsilon": check_float("epsilon", epsilon, low=0.0),
@@ -122,8 +155,14 @@ def cast_exact(value, dtype: tf.DType) -> tf.Tensor:
 
     ``tf.cast(0.01, tf.float64)`` first makes a float32 constant, so a float64 variable
     would see a float32-rounded hyperparameter; ``tf.constant(0.01, tf.float64)`` does not.
+
+    A variable is read here, once: ``tf.cast`` of a variable to its own dtype returns the
+    variable itself, and every op that took it would read it again (one ``ReadVariableOp``
+    per model variable and step instead of one per step).
     """
-    if tf.is_tensor(value) or isinstance(value, tf.Variable):
+    if isinstance(value, tf.Variable):
+        value = value.read_value()
+    if tf.is_tensor(value):
         return tf.cast(value, dtype)
     return tf.constant(value, dtype)
 
