@@ -15,7 +15,7 @@ Optimizers (each with its usual settings, no tuning):
 
 Usage::
 
-    KERAS_BACKEND=jax python examples/keras3_comparison.py            # ~1-2 minutes, 2 CPUs
+    KERAS_BACKEND=jax python examples/keras3_comparison.py            # 6000 images, 2 epochs
     python examples/keras3_comparison.py --train-subset 60000 --epochs 10   # the full set
 
 Prints a table of test accuracy and training time per optimizer.
