@@ -5,6 +5,12 @@ Keras' TensorFlow backend refuses it); ``model.fit`` with and without ``jit_comp
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -187,3 +193,35 @@ def test_bop_gamma_is_its_learning_rate_and_threshold_may_be_a_schedule():
         m = m + 0.5 * (grad - m)
         out = np.where(-np.sign(out * m - threshold(i).__float__()) * out >= 0, 1.0, -1.0)
     np.testing.assert_array_equal(w, out)
+
+
+# Larq's own Bop (tf-keras), where Larq is installed: the same weights and gradients, run
+# in a process that imports larq_bamsprod (Keras 2 for Larq) before TensorFlow.
+_LARQ_BOP = """
+import json, sys
+import numpy as np
+import larq_bamsprod
+import tensorflow as tf
+import larq as lq
+w0, grads, gamma, threshold = json.loads(sys.stdin.read())
+var = tf.Variable(np.array(w0, np.float32))
+bop = lq.optimizers.Bop(gamma=gamma, threshold=threshold)
+for grad in grads:
+    bop.apply_gradients([(tf.constant(np.array(grad, np.float32)), var)])
+print(json.dumps(var.numpy().tolist()))
+"""
+
+
+def test_bop_matches_larqs_own_bop_where_larq_is_installed():
+    if importlib.util.find_spec("larq") is None:
+        pytest.skip("Larq is not installed here")
+    grads = _gradients() * 1e-3
+    kwargs = {"gamma": 0.3, "threshold": 5e-4}
+    payload = json.dumps([_w0().tolist(), grads.tolist(), kwargs["gamma"],
+                          kwargs["threshold"]])
+    result = subprocess.run([sys.executable, "-c", _LARQ_BOP], input=payload,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    larq_w = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
+    np.testing.assert_array_equal(_run_eager(Bop(**kwargs), grads), larq_w)
