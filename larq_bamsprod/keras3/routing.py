@@ -7,7 +7,7 @@ Keras 3's ``keras.optimizers.MultiOptimizer`` is the native replacement of Larq'
 
     from larq_bamsprod.keras3 import BinaryRouter, Bop
     optimizer = keras.optimizers.MultiOptimizer(BinaryRouter(Bop(), keras.optimizers.Adam()))
-    # or, not serializable:
+    # or with a lambda (BinaryRouter is the registered, tested-in-.keras-files form):
     optimizer = keras.optimizers.MultiOptimizer(
         lambda v: bop if is_binary_variable(v) else adam)
 """
