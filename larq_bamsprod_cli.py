@@ -1,11 +1,11 @@
 """Launcher of the ``larq-bamsprod`` command: TensorFlow's start-up log kept off the screen.
 
-Importing anything under ``larq_bamsprod`` imports TensorFlow (the library registers its
-optimizers with Keras at import), and TensorFlow's C++ start-up messages (CUDA, cuDNN and
-cuBLAS registration, oneDNN, CPU features, absl) are written to file descriptor 2 before any
-Python setting can stop them; not even ``TF_CPP_MIN_LOG_LEVEL`` silences all of them. So
-this module, outside the package, points descriptor 2 at a temporary file while the harness
-is imported, then restores it. If the import fails, what was written is shown.
+TensorFlow's C++ start-up messages (CUDA, cuDNN and cuBLAS registration, oneDNN, CPU
+features, absl) are written to file descriptor 2 before any Python setting can stop them;
+not even ``TF_CPP_MIN_LOG_LEVEL`` silences all of them. ``import larq_bamsprod`` no longer
+imports TensorFlow, so this module, outside the package, points descriptor 2 at a
+temporary file while the harness and TensorFlow are imported, then restores it. If the
+import fails, what was written is shown.
 ``TF_CPP_MIN_LOG_LEVEL=3`` (unless already set) keeps TensorFlow's later C++ messages
 (``failed call to cuInit`` at the first operation) off the screen too; the command itself
 sets TensorFlow's Python logger to errors only.
@@ -17,6 +17,7 @@ sets TensorFlow's Python logger to errors only.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import tempfile
@@ -32,10 +33,20 @@ def wants_tf_logs(argv: list[str]) -> bool:
     return False
 
 
+def _import_harness():
+    from larq_bamsprod.harness.cli import main as run
+
+    # The commands (and --help's parser) import TensorFlow later; import it now, while
+    # descriptor 2 points where its start-up log should go.
+    if importlib.util.find_spec("tensorflow") is not None:
+        import tensorflow  # noqa: F401
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if wants_tf_logs(argv):
-        from larq_bamsprod.harness.cli import main as run
+        run = _import_harness()
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         sys.stderr.flush()
@@ -43,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryFile() as log:
             os.dup2(log.fileno(), 2)
             try:
-                from larq_bamsprod.harness.cli import main as run
+                run = _import_harness()
             except BaseException:
                 os.dup2(saved, 2)
                 log.seek(0)

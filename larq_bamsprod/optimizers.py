@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from larq_bamsprod import fast
 from larq_bamsprod import hyperparameters as hp
+from larq_bamsprod.arguments import DEFAULTS
 from larq_bamsprod.compat import Optimizer, register_serializable
 from larq_bamsprod.update_rule import (
     StepScalars,
@@ -19,18 +20,6 @@ from larq_bamsprod.update_rule import (
     dense_gradient,
     step_scalars,
 )
-
-DEFAULTS = {
-    "learning_rate": 1e-2,
-    "beta_1": 0.9,
-    "beta_2": 0.999,
-    "epsilon": 1e-7,
-    "gamma": 1e-3,
-    "bound_target": "mean",
-    "lr_decay": None,  # Algorithm 1's eta/sqrt(t) is lr_decay="sqrt"; README, "Defaults"
-    "bias_correction": True,
-}
-"""Default hyperparameters of both BAMSProd classes (see the class docstring for why)."""
 
 _HYPER_NAMES = tuple(DEFAULTS)
 SCHEDULABLE = ("learning_rate", "beta_1")
