@@ -1,11 +1,11 @@
 """Launcher of the ``larq-bamsprod`` command: TensorFlow's start-up log kept off the screen.
 
-Importing anything under ``larq_bamsprod`` imports TensorFlow (the library registers its
-optimizers with Keras at import), and TensorFlow's C++ start-up messages (CUDA, cuDNN and
-cuBLAS registration, oneDNN, CPU features, absl) are written to file descriptor 2 before any
-Python setting can stop them; not even ``TF_CPP_MIN_LOG_LEVEL`` silences all of them. So
-this module, outside the package, points descriptor 2 at a temporary file while the harness
-is imported, then restores it. If the import fails, what was written is shown.
+TensorFlow's C++ start-up messages (CUDA, cuDNN and cuBLAS registration, oneDNN, CPU
+features, absl) are written to file descriptor 2 before any Python setting can stop them;
+not even ``TF_CPP_MIN_LOG_LEVEL`` silences all of them. ``import larq_bamsprod`` no longer
+imports TensorFlow, so this module, outside the package, points descriptor 2 at a
+temporary file while the harness and TensorFlow are imported, then restores it. If the
+import fails, what was written is shown.
 ``TF_CPP_MIN_LOG_LEVEL=3`` (unless already set) keeps TensorFlow's later C++ messages
 (``failed call to cuInit`` at the first operation) off the screen too; the command itself
 sets TensorFlow's Python logger to errors only.
@@ -17,6 +17,7 @@ sets TensorFlow's Python logger to errors only.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import tempfile
@@ -39,37 +40,33 @@ def wants_help(argv: list[str]) -> bool:
 
 
 def show_help(argv: list[str]) -> None:
-    """Parse ``argv`` (it asks for help, or for nothing) without importing the library.
+    """Parse ``argv`` (it asks for help, or for nothing) before TensorFlow is imported.
 
-    Importing ``larq_bamsprod`` imports TensorFlow (8-15 s), and the parser needs none of
-    it: its packages are entered here without running their ``__init__`` (which import
-    the library), so that only the parser's own modules load (``harness.cli``,
-    ``catalogue.names``, ``reports.evidence``: the standard library only). argparse prints
-    the help (or a usage error) and exits; the process ends there, stubs and all.
+    The parser needs none of it (its choices come from ``catalogue.names``, and
+    ``import larq_bamsprod`` imports no TensorFlow), so help comes at once: argparse
+    prints it (or a usage error) and exits.
     """
-    import importlib.util
-    import types
-
-    root = importlib.util.find_spec("larq_bamsprod").submodule_search_locations[0]
-    for package in ("larq_bamsprod", "larq_bamsprod.harness",
-                    "larq_bamsprod.harness.catalogue", "larq_bamsprod.harness.reports"):
-        stub = types.ModuleType(package)
-        stub.__path__ = [os.path.join(root, *package.split(".")[1:])]
-        sys.modules[package] = stub
     from larq_bamsprod.harness.cli import build_parser
 
     build_parser().parse_args(argv)
 
 
+def _import_harness():
+    from larq_bamsprod.harness.cli import main as run
+
+    # The commands (and --help's parser) import TensorFlow later; import it now, while
+    # descriptor 2 points where its start-up log should go.
+    if importlib.util.find_spec("tensorflow") is not None:
+        import tensorflow  # noqa: F401
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if wants_help(argv):
-        show_help(argv)  # exits, unless -h was a value (compare --output -h): go on
-        for package in [m for m in sys.modules if m.startswith("larq_bamsprod.")]:
-            del sys.modules[package]
-        del sys.modules["larq_bamsprod"]
+        show_help(argv)  # argparse prints the help and exits
     if wants_tf_logs(argv):
-        from larq_bamsprod.harness.cli import main as run
+        run = _import_harness()
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         sys.stderr.flush()
@@ -77,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryFile() as log:
             os.dup2(log.fileno(), 2)
             try:
-                from larq_bamsprod.harness.cli import main as run
+                run = _import_harness()
             except BaseException:
                 os.dup2(saved, 2)
                 log.seek(0)

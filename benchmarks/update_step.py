@@ -9,7 +9,7 @@ alike; the table reports medians over rounds and ratios of medians taken in the 
 process:
 
 * ``vs AMSGrad``: to Keras' fused ``tf.keras.optimizers.legacy.Adam(amsgrad=True)``
-  (``ResourceApplyAdamWithAmsgrad``), the issue's yardstick (goal: <= 1.15).
+  (``ResourceApplyAdamWithAmsgrad``), the yardstick (goal: <= 1.0, issue #28).
 * ``vs floor``: to the time NumPy takes, in the same rounds, to move 36 bytes per
   parameter (read 18, write 18): the traffic an AMSGrad-type step cannot avoid (read g, w,
   m, v, v_hat; write w, m, v, v_hat; float32). Four probes (a copy and an in-place

@@ -24,17 +24,19 @@ made here, and why:
 
 from __future__ import annotations
 
-import tensorflow as tf
+from typing import Any
 
 BOUND_TARGETS = ("mean",)
 """The names accepted for an adaptive ``bound_target``."""
 
 
-def bound_scales(step: tf.Tensor, gamma: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def bound_scales(step: Any, gamma: Any) -> tuple[Any, Any]:
     """Return ``(1 - 1/(gamma*t + 1), 1 + 1/(gamma*t))`` for step ``t >= 1``.
 
     Multiplying the target ``c`` by these gives ``c_l(t)`` and ``c_u(t)``. They depend on
     the step only, so optimizers compute them once per step, not once per variable.
+    Plain arithmetic: ``step`` and ``gamma`` may be tensors of TensorFlow or of any Keras 3
+    backend.
     """
     gamma_t = gamma * step
     return 1.0 - 1.0 / (gamma_t + 1.0), 1.0 + 1.0 / gamma_t

@@ -1,120 +1,72 @@
-"""Validation and conversion of hyperparameters, shared by every optimizer class.
+"""Validation and conversion of hyperparameters for the tf.keras optimizer classes.
 
 Public so that optimizers built on this package (the harness' AdaBound, users' own) check
-and cast their arguments exactly as BAMSProd does.
+and cast their arguments exactly as BAMSProd does. The checks themselves live in
+:mod:`larq_bamsprod.arguments` (no TensorFlow), shared with :mod:`larq_bamsprod.keras3`.
 """
 
 from __future__ import annotations
 
-import numbers
-import warnings
-
 import numpy as np
 import tensorflow as tf
 
-from larq_bamsprod.bounds import BOUND_TARGETS
+from larq_bamsprod import arguments
+from larq_bamsprod.arguments import (  # noqa: F401  (public here since 0.1)
+    LR_DECAYS,
+    RateKinds,
+    check_config,
+    check_float,
+    check_rate,
+    is_real,
+    pop_lr,
+    takes_no_arguments,
+)
 from larq_bamsprod.compat import LearningRateSchedule
 from larq_bamsprod.schedules import StepFunction
 
-LR_DECAYS = ("sqrt", None)
+
+def _step_function(name: str, fn):
+    if takes_no_arguments(fn):
+        raise TypeError(
+            f"{name} must be a float, a LearningRateSchedule or a callable of the step, "
+            f"received {name}={fn!r}, a callable that takes no argument; give it the "
+            "step as argument (lambda step: ...)."
+        )
+    return StepFunction(fn)
 
 
-def is_real(value) -> bool:
-    """True for an int or float (NumPy's included), False for a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+def _learning_rate_function(name: str, fn):
+    # Keras' documented zero-argument learning rate (``lambda: 0.01``) is Keras' to call.
+    return fn if takes_no_arguments(fn) else StepFunction(fn)
+
+
+TF_KERAS_RATES = RateKinds(
+    schedule_type=LearningRateSchedule,
+    is_tensor=lambda value: tf.is_tensor(value) or isinstance(value, tf.Variable),
+    wrap_callable=_step_function,
+)
+"""What tf.keras takes as a rate: its schedules, and callables of the step."""
+
+TF_KERAS_LEARNING_RATES = TF_KERAS_RATES._replace(wrap_callable=_learning_rate_function)
+"""What tf.keras takes as a learning rate: also a callable of no argument, as Keras does."""
 
 
 def check_schedule_or_float(name: str, value, low_open: float | None = None,
-                            in_unit_interval: bool = False):
-    """Return a float or a schedule; raise a ValueError/TypeError naming ``name``."""
-    if isinstance(value, LearningRateSchedule):
-        return value
-    if callable(value) and not tf.is_tensor(value):
-        return StepFunction(value)
-    if tf.is_tensor(value) or isinstance(value, tf.Variable):
-        raise TypeError(
-            f"{name} must be a float, a LearningRateSchedule or a callable of the step, "
-            f"received a tensor {value!r}; pass float(value) instead."
-        )
-    if not is_real(value):
-        raise TypeError(
-            f"{name} must be a float, a LearningRateSchedule or a callable of the step, "
-            f"received {name}={value!r} of type {type(value).__name__}."
-        )
-    value = float(value)
-    if in_unit_interval and not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), received {name}={value}.")
-    if low_open is not None and not value > low_open:
-        raise ValueError(f"{name} must be > {low_open}, received {name}={value}.")
-    return value
+                            in_unit_interval: bool = False, zero_argument_ok: bool = False):
+    """Return a float or a schedule; raise a ValueError/TypeError naming ``name``.
 
-
-def check_float(name: str, value, *, low: float | None = None, low_open: float | None = None,
-                in_unit_interval: bool = False) -> float:
-    if not is_real(value):
-        raise TypeError(
-            f"{name} must be a float, received {name}={value!r} of type "
-            f"{type(value).__name__}."
-        )
-    value = float(value)
-    if in_unit_interval and not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), received {name}={value}.")
-    if low is not None and not value >= low:
-        raise ValueError(f"{name} must be >= {low}, received {name}={value}.")
-    if low_open is not None and not value > low_open:
-        raise ValueError(f"{name} must be > {low_open}, received {name}={value}.")
-    return value
-
-
-def pop_lr(learning_rate, kwargs: dict):
-    """The learning rate, honouring Keras' deprecated ``lr`` alias (popped from ``kwargs``).
-
-    As ``tf.keras.optimizers.legacy.Adam(lr=0.1)`` does: ``lr`` is used, and wins over
-    ``learning_rate``, with a warning. (The new Keras optimizers drop ``lr`` with only a
-    log message; both BAMSProd classes honour it.)
+    With ``zero_argument_ok``, a callable that takes no argument is returned as it is, for
+    Keras to call as its optimizers call one (``learning_rate=lambda: 0.01``).
     """
-    if "lr" not in kwargs:
-        return learning_rate
-    lr = kwargs.pop("lr")
-    warnings.warn(
-        f"The `lr` argument is deprecated, use `learning_rate` instead; training with "
-        f"learning_rate={lr!r} (from lr=).",
-        UserWarning,
-        stacklevel=3,
-    )
-    return lr
+    kinds = TF_KERAS_LEARNING_RATES if zero_argument_ok else TF_KERAS_RATES
+    return check_rate(name, value, kinds, low_open=low_open,
+                      in_unit_interval=in_unit_interval)
 
 
-def check_bamsprod_args(*, learning_rate, beta_1, beta_2, epsilon, gamma, bound_target,
-                        lr_decay, bias_correction) -> dict:
+def check_bamsprod_args(**kwargs) -> dict:
     """Validate BAMSProd's constructor arguments; return them normalised."""
-    out = {
-        "learning_rate": check_schedule_or_float("learning_rate", learning_rate, low_open=0.0),
-        "beta_1": check_schedule_or_float("beta_1", beta_1, in_unit_interval=True),
-        "beta_2": check_float("beta_2", beta_2, in_unit_interval=True),
-        "epsilon": check_float("epsilon", epsilon, low=0.0),
-        "gamma": check_float("gamma", gamma, low_open=0.0),
-    }
-    if bound_target is None or isinstance(bound_target, str):
-        if bound_target is not None and bound_target not in BOUND_TARGETS:
-            raise ValueError(
-                f"bound_target must be a float > 0, one of {list(BOUND_TARGETS)} or None, "
-                f"received bound_target={bound_target!r}."
-            )
-    else:
-        bound_target = check_float("bound_target", bound_target, low_open=0.0)
-    out["bound_target"] = bound_target
-    if lr_decay not in LR_DECAYS:
-        raise ValueError(
-            f"lr_decay must be one of {list(LR_DECAYS)}, received lr_decay={lr_decay!r}."
-        )
-    out["lr_decay"] = lr_decay
-    if not isinstance(bias_correction, bool):
-        raise TypeError(
-            f"bias_correction must be a bool, received bias_correction={bias_correction!r}."
-        )
-    out["bias_correction"] = bias_correction
-    return out
+    return arguments.check_bamsprod_args(
+        TF_KERAS_RATES, learning_rate_kinds=TF_KERAS_LEARNING_RATES, **kwargs)
 
 
 def cast_exact(value, dtype: tf.DType) -> tf.Tensor:
@@ -122,8 +74,14 @@ def cast_exact(value, dtype: tf.DType) -> tf.Tensor:
 
     ``tf.cast(0.01, tf.float64)`` first makes a float32 constant, so a float64 variable
     would see a float32-rounded hyperparameter; ``tf.constant(0.01, tf.float64)`` does not.
+
+    A variable is read here, once: ``tf.cast`` of a variable to its own dtype returns the
+    variable itself, and every op that took it would read it again (one ``ReadVariableOp``
+    per model variable and step instead of one per step).
     """
-    if tf.is_tensor(value) or isinstance(value, tf.Variable):
+    if isinstance(value, tf.Variable):
+        value = value.read_value()
+    if tf.is_tensor(value):
         return tf.cast(value, dtype)
     return tf.constant(value, dtype)
 
@@ -171,12 +129,3 @@ def deserialize_schedules(config: dict, names, custom_objects=None) -> dict:
                 config[name], custom_objects=custom_objects
             )
     return config
-
-
-def check_config(cls, config) -> None:
-    """A TypeError naming the class when ``from_config`` gets something not a dict."""
-    if not isinstance(config, dict):
-        raise TypeError(
-            f"{cls.__name__}.from_config expects the dict returned by get_config(), "
-            f"received {type(config).__name__}: {config!r}"
-        )

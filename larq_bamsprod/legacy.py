@@ -11,6 +11,9 @@
         default_optimizer=tf.keras.optimizers.legacy.Adam(0.01),
     )
 
+BAMSProd's ``gamma`` is not Bop's: Bop's is the rate of its gradient moving average
+(``1 - beta_1`` here); BAMSProd's sets how fast the projection range closes.
+
 ``tf.keras.models.load_model`` needs no ``custom_objects`` for such a model: besides
 ``larq_bamsprod.legacy>BAMSProd``, the bare name ``"BAMSProd"`` is registered, as Larq
 registers ``"Bop"``, because ``CaseOptimizer`` records inner optimizers by their ``name``.
@@ -26,7 +29,7 @@ import tensorflow as tf
 from larq_bamsprod import fast, optimizers
 from larq_bamsprod import hyperparameters as hp
 from larq_bamsprod.compat import LearningRateSchedule, LegacyOptimizer, register_serializable
-from larq_bamsprod.optimizers import BAMSPROD_DOC, DEFAULTS, SCHEDULABLE
+from larq_bamsprod.optimizers import DEFAULTS, SCHEDULABLE, class_docstring
 from larq_bamsprod.update_rule import (
     bamsprod_update,
     compute_dtype,
@@ -37,9 +40,28 @@ from larq_bamsprod.update_rule import (
 __all__ = ["BAMSProd"]
 
 
+_LEGACY_KWARGS = """\
+      **kwargs: ``tf.keras.optimizers.legacy.Optimizer``'s keyword arguments
+        (``clipnorm``, ``clipvalue``, ``global_clipnorm``, and ``decay``, Keras' time
+        decay ``learning_rate / (1 + decay * iterations)``, kept by ``get_config``). The
+        deprecated ``lr`` is honoured, with a warning, and wins over ``learning_rate``, as
+        in ``tf.keras.optimizers.legacy.Adam``. ``weight_decay``, ``use_ema`` and the new
+        API's other arguments are refused with a ``TypeError``, as every legacy Keras
+        optimizer refuses them: use :class:`larq_bamsprod.BAMSProd` for those."""
+
+
 @register_serializable(package="larq_bamsprod.legacy")
 class BAMSProd(LegacyOptimizer):
-    __doc__ = BAMSPROD_DOC
+    __doc__ = class_docstring(
+        """BAMSProd for ``tf.keras.optimizers.legacy.Optimizer``, the kind Larq's
+    ``CaseOptimizer`` takes.
+
+    AMSGrad with a closing projection of the second moment, for BNNs. Moving from Bop:
+    BAMSProd's ``gamma`` is not Bop's (see ``gamma`` below), and there is no
+    ``threshold``. ``weight_decay`` and ``use_ema`` are refused (see ``**kwargs``).""",
+        _LEGACY_KWARGS,
+        "larq_bamsprod.legacy.BAMSProd",
+    )
 
     _HAS_AGGREGATE_GRAD = True
 
@@ -147,6 +169,9 @@ class BAMSProd(LegacyOptimizer):
                 "bound_target": self.bound_target,
                 "lr_decay": self.lr_decay,
                 "bias_correction": self.bias_correction,
+                # The base class' time decay, lr / (1 + decay * iterations): kept as
+                # Keras' legacy Adam keeps it, so that a reloaded optimizer decays alike.
+                "decay": hp.plain(self._initial_decay),
                 "is_legacy_optimizer": True,
             }
         )

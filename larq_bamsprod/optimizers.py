@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from larq_bamsprod import fast
 from larq_bamsprod import hyperparameters as hp
+from larq_bamsprod.arguments import DEFAULTS
 from larq_bamsprod.compat import Optimizer, register_serializable
 from larq_bamsprod.update_rule import (
     StepScalars,
@@ -20,23 +21,11 @@ from larq_bamsprod.update_rule import (
     step_scalars,
 )
 
-DEFAULTS = {
-    "learning_rate": 1e-2,
-    "beta_1": 0.9,
-    "beta_2": 0.999,
-    "epsilon": 1e-7,
-    "gamma": 1e-3,
-    "bound_target": "mean",
-    "lr_decay": None,  # Algorithm 1's eta/sqrt(t) is lr_decay="sqrt"; README, "Defaults"
-    "bias_correction": True,
-}
-"""Default hyperparameters of both BAMSProd classes (see the class docstring for why)."""
-
 _HYPER_NAMES = tuple(DEFAULTS)
 SCHEDULABLE = ("learning_rate", "beta_1")
 """Hyperparameters that may be a schedule (or a callable of the step)."""
 
-BAMSPROD_DOC = r"""BAMSProd: AMSGrad with a closing projection of the second moment, for BNNs.
+BAMSPROD_DOC = r"""{summary}
 
     Liu et al., "BAMSProd: A Step towards Generalizing the Adaptive Optimization Methods
     to Deep Binary Model", CVPR 2020 workshops (Algorithm 1). At step ``t = 1, 2, ...``
@@ -60,8 +49,11 @@ BAMSPROD_DOC = r"""BAMSProd: AMSGrad with a closing projection of the second mom
 
     Args:
       learning_rate: ``eta``: a float > 0, a
-        ``tf.keras.optimizers.schedules.LearningRateSchedule``, or a callable taking the
-        step (number of updates done so far) and returning a float. Defaults to `0.01`.
+        ``tf.keras.optimizers.schedules.LearningRateSchedule``, a callable taking the
+        step (number of updates done so far) and returning a float, or a callable taking
+        no argument (Keras' convention: the legacy class calls it at every step, the
+        new-API class once, when it is built, as Keras' optimizers of each API do).
+        Defaults to `0.01`.
       beta_1: decay of the first moment, in ``[0, 1)``; a float, schedule or callable of
         the step, like ``learning_rate``. The paper's decaying ``beta_1t = beta_1 / t`` is
         ``InverseTimeDecay(beta_1, decay_steps=1, decay_rate=1)`` and Corollary 4's
@@ -73,7 +65,9 @@ BAMSPROD_DOC = r"""BAMSProd: AMSGrad with a closing projection of the second mom
         too) the step is 0, not NaN; the same holds for an ``epsilon`` that rounds to 0
         in a float16 variable. Defaults to `1e-7` (Keras' Adam).
       gamma: speed at which the projection range closes, ``> 0``. Defaults to `1e-3`
-        (AdaBound's).
+        (AdaBound's). Not Bop's ``gamma``: Bop's (default `1e-4`) is the rate of its
+        gradient moving average, ``1 - beta_1`` in BAMSProd's terms; a ``gamma`` tuned
+        for Bop means nothing here.
       bound_target: ``c``: ``"mean"`` (the mean of ``v_hat`` over each variable,
         recomputed every step), a float ``> 0`` (one fixed target), or ``None`` (no
         projection: AMSGrad, with step ``eta_t`` as set by ``lr_decay``). Defaults to
@@ -87,16 +81,13 @@ BAMSPROD_DOC = r"""BAMSProd: AMSGrad with a closing projection of the second mom
       bias_correction: fold Adam's bias corrections into ``eta_t`` (Keras' Adam
         convention; Algorithm 1 has none). Defaults to `True`.
       name: name of the optimizer. Defaults to `"BAMSProd"`.
-      **kwargs: the base class' keyword arguments (``clipnorm``, ``clipvalue``,
-        ``global_clipnorm``, ...). The deprecated ``lr`` is honoured, with a warning, and
-        wins over ``learning_rate``, as in ``tf.keras.optimizers.legacy.Adam`` (the new
-        Keras optimizers ignore it).
+{kwargs}
 
     Example:
 
     >>> import larq_bamsprod
     >>> import tensorflow as tf
-    >>> opt = larq_bamsprod.BAMSProd(learning_rate=0.01)
+    >>> opt = {example_class}(learning_rate=0.01)
     >>> var = tf.Variable([1.0, -1.0])
     >>> _ = opt.apply_gradients([(tf.constant([0.5, -0.5]), var)])
     >>> var.numpy().round(4)
@@ -143,6 +134,19 @@ BAMSPROD_DOC = r"""BAMSProd: AMSGrad with a closing projection of the second mom
       - Luo et al., 2019, "Adaptive Gradient Methods with Dynamic Bound of Learning Rate".
 """
 
+_NEW_API_KWARGS = """\
+      **kwargs: ``tf.keras.optimizers.Optimizer``'s keyword arguments (``clipnorm``,
+        ``clipvalue``, ``global_clipnorm``, ``weight_decay``, ``use_ema``,
+        ``ema_momentum``, ``jit_compile``, ...); ``weight_decay`` defaults to ``None`` (no
+        decay pass over the variables), as in Keras' Adam. The deprecated ``lr`` is
+        honoured, with a warning, and wins over ``learning_rate``, as in
+        ``tf.keras.optimizers.legacy.Adam`` (the new Keras optimizers ignore it)."""
+
+
+def class_docstring(summary: str, kwargs: str, example_class: str) -> str:
+    """BAMSPROD_DOC for one class: its summary line, ``**kwargs`` entry and example."""
+    return BAMSPROD_DOC.format(summary=summary, kwargs=kwargs, example_class=example_class)
+
 
 class _ScalarCache:
     """Per-step scalars keyed by (graph, dtype); a plain object so Keras won't track it."""
@@ -153,7 +157,15 @@ class _ScalarCache:
 
 @register_serializable(package="larq_bamsprod")
 class BAMSProd(Optimizer):
-    __doc__ = BAMSPROD_DOC
+    __doc__ = class_docstring(
+        """BAMSProd for the Keras 2.11+ optimizer API (``tf.keras.optimizers.Optimizer``).
+
+    AMSGrad with a closing projection of the second moment, for BNNs. Larq's
+    ``CaseOptimizer`` takes legacy optimizers only: use :class:`larq_bamsprod.legacy.BAMSProd`
+    there.""",
+        _NEW_API_KWARGS,
+        "larq_bamsprod.BAMSProd",
+    )
 
     def __init__(
         self,

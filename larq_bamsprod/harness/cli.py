@@ -33,6 +33,24 @@ def missing_harness_packages() -> list[str]:
             if importlib.util.find_spec(module) is None]
 
 
+def harness_install_hint() -> str:
+    """How to install the harness extra, and what it needs: larq-zoo 2.4 pins
+    protobuf < 3.21, so the extra brings TensorFlow < 2.20; over a newer TensorFlow pip
+    would install TensorFlow 2.19 beside it, so that case is told to use a fresh venv."""
+    from importlib import metadata
+
+    hint = "install the harness extra: pip install 'larq-bamsprod[harness]'"
+    for dist in ("tensorflow", "tensorflow-cpu"):
+        try:
+            version = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+        if tuple(int(p) for p in version.split(".")[:2]) >= (2, 20):
+            return (f"{hint} in a fresh venv: it needs TensorFlow 2.15-2.19 and protobuf "
+                    f"3.20 (larq-zoo 2.4 pins protobuf<3.21), and here {dist} is {version}")
+    return hint
+
+
 def _int_list(text: str) -> list[int]:
     """``"0,1,2"`` -> ``[0, 1, 2]``: integers >= 0, each once, no empty item."""
     parts = [part.strip() for part in text.split(",")]
@@ -561,8 +579,8 @@ def _tune(args):
     checks); return the function that runs it."""
     for module in ("optuna", "scipy"):  # scipy: the studies' quasi-random points
         if importlib.util.find_spec(module) is None:
-            raise ValueError(f"tune needs {module}, which is not installed; install the "
-                             "harness extra: pip install 'larq-bamsprod[harness]'")
+            raise ValueError(f"tune needs {module}, which is not installed; "
+                             f"{harness_install_hint()}")
     from larq_bamsprod.harness.catalogue import registry, search_space
     from larq_bamsprod.harness.experiments import studies, tune
 
@@ -614,8 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(
             "larq-bamsprod: error: the comparison harness needs packages that are not "
-            f"installed ({', '.join(missing)}); install the harness extra: "
-            "pip install 'larq-bamsprod[harness]'",
+            f"installed ({', '.join(missing)}); {harness_install_hint()}",
             file=sys.stderr,
         )
         return 2

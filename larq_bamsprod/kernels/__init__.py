@@ -20,6 +20,10 @@ and source, into a cache directory:
   at every start, and retries once it is older. A different compiler, compiler version,
   TensorFlow or kernel source is a different ``<tag>``, retried at once; so is every
   explicit ``python -m larq_bamsprod.kernels build``.
+* The build writes the library and its SHA-256 (``<tag>.sha256``) by atomic renames; a
+  library whose checksum is missing or differs (truncated, damaged) is never loaded but
+  rebuilt. The cache key holds no path, so every venv or checkout with the same
+  TensorFlow, compiler and source shares one build.
 * ``LARQ_BAMSPROD_DISABLE_FAST=1`` skips building and loading altogether.
 
 Command line: ``python -m larq_bamsprod.kernels [build [--force] [--require]|status]``.
@@ -99,11 +103,27 @@ def compile_command(output: Path) -> list[str]:
     ]
 
 
+def _without_paths(command: list[str]) -> list[str]:
+    """``command`` minus what names a place on disk: the source and output files, include
+    and library directories (``-I``/``-L``), and the compiler's directory. Two installs of
+    the same TensorFlow in different venvs or checkouts then share one cache entry."""
+    kept = []
+    for arg in command:
+        if arg in (str(SOURCE), "OUT"):
+            continue
+        if arg.startswith(("-I", "-L")):
+            arg = arg[:2]
+        kept.append(os.path.basename(arg) if os.sep in arg and not arg.startswith("-")
+                    else arg)
+    return kept
+
+
 def tag() -> str:
-    """Cache key: TensorFlow version, compiler command (minus paths) and source text."""
+    """Cache key: TensorFlow version, compiler command (minus paths) and version, source
+    text."""
     digest = hashlib.sha256()
     digest.update(tf.__version__.encode())
-    digest.update(" ".join(compile_command(Path("OUT"))).encode())
+    digest.update(" ".join(_without_paths(compile_command(Path("OUT")))).encode())
     digest.update(SOURCE.read_bytes())
     cxx = shlex.split(os.environ.get(CXX_ENV) or "g++")[0]
     with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -113,6 +133,37 @@ def tag() -> str:
 
 def library_path() -> Path:
     return cache_dir() / f"{tag()}.so"
+
+
+def _checksum_path(library: Path) -> Path:
+    return library.with_suffix(".sha256")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def intact(library: Path) -> bool:
+    """True if ``library`` is the file the build wrote: its SHA-256 is the one recorded
+    next to it. A truncated or otherwise damaged library (a full disk, a copied cache) is
+    not loaded: loading it can kill the process with a bus error, past any ``except``."""
+    try:
+        return _checksum_path(library).read_text().strip() == _sha256(library)
+    except OSError:
+        return False
+
+
+def _discard(library: Path) -> None:
+    for path in (library, _checksum_path(library)):
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 @contextlib.contextmanager
@@ -138,12 +189,15 @@ def build(force: bool = False) -> Path:
     """
     target = library_path()
     failed = target.with_suffix(".failed")
-    if target.exists() and not force:
+    if intact(target) and not force:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(target.with_suffix(".lock")):
-        if target.exists() and not force:
+        if intact(target) and not force:
             return target  # another process built it while we waited
+        if target.exists():
+            _log.warning("larq_bamsprod: %s is damaged or unchecked; rebuilding it.", target)
+            _discard(target)
         _log.warning(
             "larq_bamsprod: compiling the BAMSProd CPU kernel for TensorFlow %s into %s "
             "(once; about a minute). %s=1 skips it.", tf.__version__, target.parent,
@@ -162,6 +216,9 @@ def build(force: bool = False) -> Path:
                     f"compiling {SOURCE.name} failed (exit {result.returncode}):\n"
                     f"$ {shlex.join(command)}\n{result.stderr[-4000:]}"
                 )
+            # The checksum first, then the library, each by an atomic rename: a library
+            # in the cache is whole, and one without its checksum is rebuilt.
+            _write_atomically(_checksum_path(target), _sha256(tmp))
             os.replace(tmp, target)
         except (OSError, subprocess.SubprocessError, RuntimeError) as error:
             with contextlib.suppress(OSError):
@@ -184,8 +241,7 @@ def _load_library(path: Path):
         message = f"loading {path.name} failed: {error}"
         with contextlib.suppress(OSError):
             path.with_suffix(".failed").write_text(message)
-        with contextlib.suppress(OSError):
-            path.unlink()
+        _discard(path)
         raise RuntimeError(message) from error
 
 
@@ -221,7 +277,7 @@ def load():
         try:
             path = library_path()
             failed = path.with_suffix(".failed")
-            if not path.exists() and _recent_failure(failed):
+            if not intact(path) and _recent_failure(failed):
                 raise RuntimeError(
                     f"an earlier build failed less than {_retry_seconds():.0f} s ago, "
                     f"retried after that ({RETRY_ENV}) or by `python -m "

@@ -12,7 +12,8 @@
 //   v_til = clip(v_hat, c * lower_scale, c * upper_scale)  (bound_mode 1: c = target,
 //                                                            bound_mode 2: c = mean(v_hat),
 //                                                            bound_mode 0: no clip)
-//   w     = w - step_size * m / (sqrt(v_til) + epsilon)   (0 where the divisor is 0)
+//   w     = w - step_size * m / (sqrt(v_til) + epsilon)   (0 where the divisor is 0, which
+//                                                           only epsilon == 0 allows)
 //
 // The complements 1 - beta are inputs, computed once per step in at least float32 by
 // larq_bamsprod.update_rule.step_scalars, as every other path takes them.
@@ -32,6 +33,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -129,10 +131,18 @@ inline T MinNan(T a, T b) {
   return a <= b ? a : b;
 }
 
-// tf.math.divide_no_nan: x / y, and 0 where y is 0 (0/0 with epsilon = 0).
-template <typename T>
-inline T DivideNoNan(T x, T y) {
-  return y == T(0) ? T(0) : x / y;
+// x / y as the reference's tf.math.divide_no_nan computes it for y = sqrt(v_til) + epsilon.
+// With epsilon > 0, y >= epsilon > 0 (or NaN), so divide_no_nan is the plain quotient; with
+// epsilon == 0 (NoNan = true), y is 0 where no gradient was seen, and the step there is 0.
+// Which one applies is decided once per call (Compute), not per element: a branch in the
+// loop stops GCC from vectorising it (-fopt-info-vec: "control flow in loop"), and the
+// select below divides by 1, never by 0, so that the compiler may compute it on every lane.
+template <typename T, bool NoNan>
+inline T Divide(T x, T y) {
+  if (!NoNan) return x / y;
+  const bool zero = y == T(0);
+  const T quotient = x / (zero ? T(1) : y);
+  return zero ? T(0) : quotient;
 }
 
 // Moments of one block; returns nothing. Shared by every mode's first pass.
@@ -150,7 +160,7 @@ inline void UpdateMoments(const T* __restrict g, T* __restrict m, T* __restrict 
 }
 
 // Single pass for bound_mode 0 (Clip = false) and 1 (Clip = true).
-template <typename T, bool Clip>
+template <typename T, bool Clip, bool NoNan>
 inline void FusedBlock(const T* __restrict g, T* __restrict w, T* __restrict m,
                        T* __restrict v, T* __restrict vh, Index n, const Coefficients<T>& c,
                        T lower, T upper) {
@@ -164,17 +174,17 @@ inline void FusedBlock(const T* __restrict g, T* __restrict w, T* __restrict m,
     vh[i] = vhi;
     T vt = vhi;
     if (Clip) vt = MinNan(MaxNan(vhi, lower), upper);
-    w[i] = w[i] - DivideNoNan(c.step_size * mi, std::sqrt(vt) + c.epsilon);
+    w[i] = w[i] - Divide<T, NoNan>(c.step_size * mi, std::sqrt(vt) + c.epsilon);
   }
 }
 
 // Second pass of bound_mode 2.
-template <typename T>
+template <typename T, bool NoNan>
 inline void ApplyBlock(const T* __restrict m, const T* __restrict vh, T* __restrict w, Index n,
                        const Coefficients<T>& c, T lower, T upper) {
   for (Index i = 0; i < n; ++i) {
     const T vt = MinNan(MaxNan(vh[i], lower), upper);
-    w[i] = w[i] - DivideNoNan(c.step_size * m[i], std::sqrt(vt) + c.epsilon);
+    w[i] = w[i] - Divide<T, NoNan>(c.step_size * m[i], std::sqrt(vt) + c.epsilon);
   }
 }
 
@@ -191,6 +201,17 @@ inline double SumBlock(const T* __restrict x, Index n) {
   for (; i < n; ++i) sum += static_cast<double>(x[i]);
   for (int j = 0; j < kLanes; ++j) sum += lanes[j];
   return sum;
+}
+
+// fn(std::true_type{}) or fn(std::false_type{}): a flag known once per call becomes a
+// template argument of the per-element loops, which then hold no branch on it.
+template <typename Fn>
+void WithFlag(bool flag, Fn&& fn) {
+  if (flag) {
+    fn(std::true_type{});
+  } else {
+    fn(std::false_type{});
+  }
 }
 
 template <typename T>
@@ -263,20 +284,24 @@ class BamsprodApplyOp : public OpKernel {
     T* vh = tensors[3].flat<T>().data();
     const Index blocks = (n + kBlock - 1) / kBlock;
     const CPUDevice& d = ctx->eigen_device<CPUDevice>();
+    const bool no_nan = c.epsilon == T(0);
 
     if (bound_mode_ != 2) {
       const bool clip = bound_mode_ == 1;
       const T lower = clip ? target * lower_scale : T(0);
       const T upper = clip ? target * upper_scale : T(0);
-      ForBlocks<T>(d, blocks, BlockCost<T>(5, 4, 16), [&](Index first, Index last) {
-        for (Index b = first; b < last; ++b) {
-          const Index lo = b * kBlock, len = std::min(kBlock, n - lo);
-          if (clip) {
-            FusedBlock<T, true>(g + lo, w + lo, m + lo, v + lo, vh + lo, len, c, lower, upper);
-          } else {
-            FusedBlock<T, false>(g + lo, w + lo, m + lo, v + lo, vh + lo, len, c, lower, upper);
-          }
-        }
+      WithFlag(clip, [&](auto clip_flag) {
+        WithFlag(no_nan, [&](auto no_nan_flag) {
+          constexpr bool kClip = decltype(clip_flag)::value;
+          constexpr bool kNoNan = decltype(no_nan_flag)::value;
+          ForBlocks<T>(d, blocks, BlockCost<T>(5, 4, 16), [&](Index first, Index last) {
+            for (Index b = first; b < last; ++b) {
+              const Index lo = b * kBlock, len = std::min(kBlock, n - lo);
+              FusedBlock<T, kClip, kNoNan>(g + lo, w + lo, m + lo, v + lo, vh + lo, len, c,
+                                           lower, upper);
+            }
+          });
+        });
       });
       return;
     }
@@ -308,11 +333,14 @@ class BamsprodApplyOp : public OpKernel {
     const T upper = mean * upper_scale;
     // Forward again: walking the blocks backwards, to reuse what is still in cache, was
     // measured no faster (benchmarks/update_step.py, docs/PERFORMANCE.md).
-    ForBlocks<T>(d, blocks, BlockCost<T>(3, 1, 8), [&](Index first, Index last) {
-      for (Index b = first; b < last; ++b) {
-        const Index lo = b * kBlock, len = std::min(kBlock, n - lo);
-        ApplyBlock<T>(m + lo, vh + lo, w + lo, len, c, lower, upper);
-      }
+    WithFlag(no_nan, [&](auto no_nan_flag) {
+      constexpr bool kNoNan = decltype(no_nan_flag)::value;
+      ForBlocks<T>(d, blocks, BlockCost<T>(3, 1, 8), [&](Index first, Index last) {
+        for (Index b = first; b < last; ++b) {
+          const Index lo = b * kBlock, len = std::min(kBlock, n - lo);
+          ApplyBlock<T, kNoNan>(m + lo, vh + lo, w + lo, len, c, lower, upper);
+        }
+      });
     });
   }
 

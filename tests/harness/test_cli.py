@@ -142,6 +142,16 @@ def test_help_starts_without_tensorflow_log_noise():
 
 
 @pytest.mark.slow
+def test_a_command_starts_without_tensorflow_log_noise():
+    # `import larq_bamsprod` no longer imports TensorFlow: the launcher must import it
+    # while descriptor 2 is hidden, or its start-up log reaches the screen.
+    result = _launch("list")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "BinaryCNN" in result.stdout
+
+
+@pytest.mark.slow
 def test_errors_are_the_only_line_on_stderr():
     result = _launch("compare", "--hparam", "bamsprod.learning_rate=-1")
     assert result.returncode == 2

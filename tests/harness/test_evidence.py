@@ -92,6 +92,7 @@ def study(tmp_path):
     (g / "tune.json").write_text(json.dumps({"trials_per_optimizer": 2, "optimizers": {
         "bamsprod": {"best": {"number": 1, "value": 0.9, "params": {"learning_rate": 0.0123,
                                                                      "lr_decay": None}},
+                     "edge_kept_because": "the toy's range",
                      # 0.0123 of [1e-4, 0.0125]: the top 0.4% in log scale.
                      "space": {"learning_rate": ["log", 1e-4, 0.0125],
                                "lr_decay": ["choice", ["sqrt", None]]},
@@ -165,7 +166,8 @@ def test_graph_tables_by_hand(study):
     # Only bamsprod's rate is at the edge (bop's gamma 1e-4 is in the middle of [1e-6, 1e-2]).
     assert ("At the edge of the search space (within 10% of an end, log scale; the best value "
             "may lie outside the range, so this optimizer may be under-tuned): bamsprod: "
-            "learning_rate=0.0123 is in the top 10% of [0.0001, 0.0125] (log scale).") in body
+            "learning_rate=0.0123 is in the top 10% of [0.0001, 0.0125] (log scale) (kept: "
+            "the toy's range).") in body
     assert "bop: gamma" not in body
     # Compute: the 4 completed trials of 60 s (bop's FAIL row is not counted: its seconds run
     # until a worker marks it failed); final runs 4 x (0.5 + 3 + 1 + 0.5) s.
@@ -187,6 +189,30 @@ def _primary(mean, p_t, n=5, metric="accuracy"):
     return {"reference": "bop", "metric": metric,
             "diff": {"n": n, "mean": mean, "low": mean - 1, "high": mean + 1, "p_t": p_t,
                      "p_sign_flip": 2 / 2 ** n}}
+
+
+def test_an_edge_choice_without_a_reason_stops_evidence_naming_the_study(study):
+    root, doc = study
+    tune_json = root / "toy" / "tune.json"
+    tune = json.loads(tune_json.read_text())
+    del tune["optimizers"]["bamsprod"]["edge_kept_because"]
+    tune_json.write_text(json.dumps(tune))
+    with pytest.raises(evidence.EvidenceError) as caught:
+        evidence.render(root, doc)
+    message = str(caught.value)
+    assert message.startswith("toy/tune.json: bamsprod's learning_rate=0.0123 is in the top "
+                              "10% of [0.0001, 0.0125]")
+    assert "--keep-edge 'bamsprod=REASON'" in message and "\n" not in message
+    # The command line: one line, exit 2, nothing rewritten.
+    before = doc.read_text()
+    (doc.parent / "README.md").write_text(f"{evidence.SUMMARY_BEGIN}\n{evidence.SUMMARY_END}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "larq_bamsprod.harness.reports.evidence", "--root",
+         str(root), "--results", str(doc), "--readme", str(doc.parent / "README.md")],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "toy/tune.json: bamsprod's learning_rate" in proc.stderr.strip().splitlines()[-1]
+    assert doc.read_text() == before
 
 
 def test_primary_family_is_holm_corrected_by_hand():

@@ -167,3 +167,6 @@ def test_harness_command_without_the_extra_names_it_in_one_line():
     assert len(lines) == 1, result.stderr
     assert "pip install 'larq-bamsprod[harness]'" in lines[0]
     assert "larq-zoo" in lines[0]
+    tf_version = os.environ["LARQ_BAMSPROD_LIGHT_INSTALL"].partition("==")[2]
+    if tuple(int(p) for p in tf_version.split(".")[:2]) >= (2, 20):  # #28 item 13
+        assert "in a fresh venv: it needs TensorFlow 2.15-2.19" in lines[0]

@@ -44,6 +44,36 @@ def test_learning_rate_set_after_construction_is_used(factory):
     np.testing.assert_allclose(var.numpy(), state.w, rtol=2e-6, atol=2e-6)
 
 
+# Keras' classes of the same API, to show what a zero-argument callable means there.
+KERAS_ADAM = {legacy.BAMSProd: tf.keras.optimizers.legacy.Adam,
+              OPTIMIZER_CLASSES["new"]: tf.keras.optimizers.Adam}
+
+
+@CLASSES
+def test_zero_argument_callable_learning_rate_is_used_as_keras_uses_it(factory):
+    # #28 item 12: it was taken for a schedule and called with the step (TypeError). Keras'
+    # legacy optimizers call it at every step; the new ones once, when they are built.
+    rate = {"value": 0.005}
+    optimizer = factory(learning_rate=lambda: rate["value"])
+    adam = KERAS_ADAM[factory](learning_rate=lambda: rate["value"])
+    var, adam_var = tf.Variable([1.0, -2.0, 0.5]), tf.Variable([1.0, -2.0, 0.5])
+    grads = [np.array([0.5, -0.25, 1.0]), np.array([-0.1, 0.3, 0.2])]
+    optimizer.apply_gradients([(tf.constant(grads[0], tf.float32), var)])
+    adam.apply_gradients([(tf.constant(grads[0], tf.float32), adam_var)])
+    rate["value"] = 0.25
+    optimizer.apply_gradients([(tf.constant(grads[1], tf.float32), var)])
+    adam.apply_gradients([(tf.constant(grads[1], tf.float32), adam_var)])
+
+    keras_rate = float(tf.keras.backend.get_value(adam.learning_rate))  # 0.25 or 0.005
+    assert float(tf.keras.backend.get_value(optimizer.learning_rate)) == keras_rate
+    state = reference_step(init_state([1.0, -2.0, 0.5]), grads[0],
+                           learning_rate=float(np.float32(0.005)), **_legacy_hyper(factory))
+    state = reference_step(state, grads[1], learning_rate=float(np.float32(keras_rate)),
+                           **_legacy_hyper(factory))
+    np.testing.assert_allclose(var.numpy(), state.w, rtol=2e-6, atol=2e-6)
+    assert optimizer.get_config()["learning_rate"] == pytest.approx(keras_rate)
+
+
 class _AssertLearningRate(tf.keras.callbacks.Callback):
     """Larq's ``AssertLRCallback``: the optimizer's rate equals the schedule's each epoch."""
 

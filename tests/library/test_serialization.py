@@ -221,3 +221,37 @@ def test_checkpoint_restores_state_and_training_continues_exactly(
     assert int(resumed_optimizer.iterations.numpy()) == 12
     for resumed, uninterrupted in zip(resumed_model.get_weights(), model.get_weights()):
         np.testing.assert_allclose(resumed, uninterrupted, rtol=1e-6, atol=1e-7)
+
+
+# --- legacy decay (the base class' lr / (1 + decay * iterations)) ---------------------
+
+
+def _decayed_lr_after(optimizer, steps):
+    var = tf.Variable([[1.0, -2.0], [0.5, 0.25]])
+    for _ in range(steps):
+        _one_step(optimizer, var)
+    return float(optimizer._decayed_lr(tf.float32).numpy())
+
+
+@pytest.mark.parametrize("fmt", ["config", ".h5", ".keras"])
+def test_legacy_decay_survives_a_round_trip_as_in_keras_legacy_adam(fmt, tmp_path):
+    # #28 item 11: get_config dropped `decay`, so every reload trained at the undecayed rate.
+    def reload(optimizer):
+        if fmt == "config":
+            return type(optimizer).from_config(json.loads(json.dumps(optimizer.get_config())))
+        x, y = regression_data()
+        model = tiny_model()
+        model.compile(optimizer, loss="mse")
+        _fit(model, x, y, epochs=1)
+        path = _save_path(tmp_path, f"{type(optimizer).__name__}{fmt}")
+        _save(model, path, fmt)
+        return tf.keras.models.load_model(path).optimizer
+
+    adam = reload(tf.keras.optimizers.legacy.Adam(learning_rate=0.01, decay=0.5))
+    bamsprod = reload(legacy.BAMSProd(learning_rate=0.01, decay=0.5))
+    assert bamsprod.get_config()["decay"] == adam.get_config()["decay"] == 0.5
+    start = int(bamsprod.iterations.numpy())
+    assert start == int(adam.iterations.numpy())
+    expected = 0.01 / (1.0 + 0.5 * (start + 10))  # 0.0017 from a fresh optimizer
+    assert _decayed_lr_after(bamsprod, 10) == pytest.approx(expected, rel=1e-6)
+    assert _decayed_lr_after(adam, 10) == pytest.approx(expected, rel=1e-6)

@@ -165,7 +165,6 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
     ``link``: the graph's folder relative to the document (default: its ``dir``)."""
     from larq_bamsprod.harness import metrics
     from larq_bamsprod.harness.catalogue import workloads
-    from larq_bamsprod.harness.catalogue.search_space import at_edge
     from larq_bamsprod.harness.reports import stats, summary, tables
 
     lines = [f"### {entry['title']}", ""]
@@ -227,11 +226,7 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         best = info["best"]
         lines.append(f"| {opt} | {complete} | {best['number']} | {scale * best['value']:.2f} | "
                      f"{_params(best['params'])} |")
-    edges = []
-    for opt in ordered:
-        info = tune["optimizers"][opt]
-        space = {k: tuple(v) for k, v in info.get("space", {}).items()}
-        edges += [f"{opt}: " + e.split(";")[0] for e in at_edge(space, info["best"]["params"])]
+    edges = _edges(entry["dir"], tune, ordered)
     if edges:
         lines += ["", "At the edge of the search space (within 10% of an end, log scale; the "
                   "best value may lie outside the range, so this optimizer may be "
@@ -267,6 +262,31 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         lines += _against_bamsprod(results, metric)
     lines.append("")
     return "\n".join(lines), times
+
+
+def _edges(folder: str, tune: dict, ordered: list[str]) -> list[str]:
+    """The chosen values at an edge of their range, each with the reason its study records
+    for keeping it (tune.json's ``edge_kept_because``, from ``tune --keep-edge``).
+
+    Raises:
+        EvidenceError: a choice sits at an edge and its study records no reason: the tables
+            would present a possibly under-tuned optimizer as tuned.
+    """
+    from larq_bamsprod.harness.catalogue.search_space import at_edge
+
+    edges = []
+    for opt in ordered:
+        info = tune["optimizers"][opt]
+        space = {k: tuple(v) for k, v in info.get("space", {}).items()}
+        found = [e.split(";")[0] for e in at_edge(space, info["best"]["params"], opt)]
+        reason = info.get("edge_kept_because")
+        if found and not reason:
+            raise EvidenceError(
+                f"{folder}/tune.json: {opt}'s {found[0]}; widen its range and tune again, or "
+                f"record why it stays (tune --keep-edge '{opt}=REASON' writes "
+                "edge_kept_because)")
+        edges += [f"{opt}: {e} (kept: {reason})" for e in found]
+    return edges
 
 
 def _sensitivity(results: dict, reference: str, metric) -> tuple[str, dict[str, float]]:
