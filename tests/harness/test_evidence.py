@@ -14,10 +14,14 @@ from larq_bamsprod.harness.reports import evidence
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_committed_results_tables_equal_the_scripts_output():
+@pytest.mark.parametrize("args", [
+    [],  # the second round: docs/RESULTS.md and README's summary
+    ["--root", "docs/results/third", "--results", "docs/results/third/README.md"],
+])
+def test_committed_results_tables_equal_the_scripts_output(args):
     """Every table between RESULTS.md's evidence markers comes from the committed files."""
     proc = subprocess.run(
-        [sys.executable, "-m", "larq_bamsprod.harness.reports.evidence", "--check"],
+        [sys.executable, "-m", "larq_bamsprod.harness.reports.evidence", "--check", *args],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -156,7 +160,8 @@ def test_graph_tables_by_hand(study):
             ) in body
     # The primary family: this graph's one comparison, Holm over a family of 1.
     family = _row(body.split("Primary family")[1], "toy")
-    assert family[1:] == ["bop", "+9.00 [-3.71, +21.71] pp", "0.0704", "0.0704", "0.5", "0.5",
+    assert family[1:] == ["bamsprod", "bop", "+9.00 [-3.71, +21.71] pp", "0.0704", "0.0704",
+                          "0.5", "0.5",
                           "no difference detected"]
     # Chosen configuration: trials complete, best trial, its value, parameters.
     assert _row(body.split("Chosen configuration")[1], "bop") == [
@@ -217,18 +222,88 @@ def test_an_edge_choice_without_a_reason_stops_evidence_naming_the_study(study):
 
 def test_primary_family_is_holm_corrected_by_hand():
     # p 0.01, 0.04, 0.03 -> sorted 0.01 x 3, 0.03 x 2, 0.04 x 1: 0.03, 0.06, 0.06.
-    primary = {"g1": _primary(0.5, 0.01), "g2": _primary(-0.5, 0.04),
-               "g3": _primary(-20.0, 0.03, n=3, metric="perplexity")}
+    primary = {"g1": {"bamsprod": _primary(0.5, 0.01)},
+               "g2": {"bamsprod": _primary(-0.5, 0.04)},
+               "g3": {"bamsprod": _primary(-20.0, 0.03, n=3, metric="perplexity")}}
     text = evidence.family_text(primary, {g: g for g in primary})
     g1, g2, g3 = (_row(text, g) for g in ("g1", "g2", "g3"))
-    assert (g1[4], g1[7]) == ("0.03", "better")
-    assert (g2[3], g2[4], g2[7]) == ("0.04", "0.06", "no difference detected")
-    assert (g3[4], g3[7]) == ("0.06", "no difference detected")
-    assert g3[2] == "-20.00 [-21.00, -19.00] perplexity" and g3[6] == "0.25"
+    assert g1[1] == "bamsprod" and (g1[5], g1[8]) == ("0.03", "better")
+    assert (g2[4], g2[5], g2[8]) == ("0.04", "0.06", "no difference detected")
+    assert (g3[5], g3[8]) == ("0.06", "no difference detected")
+    assert g3[3] == "-20.00 [-21.00, -19.00] perplexity" and g3[7] == "0.25"
     # Lower perplexity is better: with a family of one, p 0.03 stays and reads "better".
-    alone = evidence.family_text({"g3": _primary(-20.0, 0.03, 3, "perplexity")}, {"g3": "g3"})
-    assert _row(alone, "g3")[7] == "better"
+    alone = evidence.family_text({"g3": {"bamsprod": _primary(-20.0, 0.03, 3, "perplexity")}},
+                                 {"g3": "g3"})
+    assert _row(alone, "g3")[8] == "better"
     assert "tie" not in text.replace("not a tie", "")
+
+
+def test_bamsprod_in_bops_layout_joins_the_family_and_holm_runs_over_all_comparisons():
+    # Four comparisons, p 0.001 (g1 bamsprod), 0.02 (g1 bamsprod@case), 0.04, 0.011 (g2):
+    # sorted 0.001 x 4 = 0.004, 0.011 x 3 = 0.033, 0.02 x 2 = 0.04, 0.04 x 1 = 0.04 (the
+    # running maximum changes none), back in the family's order 0.004, 0.04, 0.04, 0.033.
+    primary = {"g1": {"bamsprod@case": _primary(1.0, 0.02), "bamsprod": _primary(2.0, 0.001)},
+               "g2": {"bamsprod": _primary(0.7, 0.04), "bamsprod@case": _primary(1.5, 0.011)}}
+    rows = evidence.family(primary)
+    # bamsprod before bamsprod@case on every graph, whatever the dict's order.
+    assert [(g, o) for g, o, _, _ in rows] == [("g1", "bamsprod"), ("g1", "bamsprod@case"),
+                                               ("g2", "bamsprod"), ("g2", "bamsprod@case")]
+    assert [p for *_, p in rows] == pytest.approx([0.004, 0.04, 0.04, 0.033])
+    text = evidence.family_text(primary, {"g1": "G one", "g2": "G two"})
+    assert "4 comparisons" in text
+    case_row = [line for line in text.splitlines() if "| bamsprod@case |" in line][1]
+    assert ("| G two | bamsprod@case | bop | +150.00 [+50.00, +250.00] pp | 0.011 | 0.033 |"
+            in case_row)
+    assert case_row.endswith("| better |")
+
+
+def test_bamsprod_in_bops_layout_is_a_primary_row_of_the_comparison():
+    from larq_bamsprod.harness.reports import summary
+
+    results = {(o, s): _done([0.5, 0.7, 0.8 + d], 0.7 + d)
+               for o, d in (("bop", 0.0), ("bamsprod@case", 0.01), ("adam", 0.02))
+               for s in (0, 1)}
+    rows = {r["optimizer"]: r["comparison"] for r in summary.summarize(results, "bop")["rows"]}
+    assert rows == {"bop": "reference", "bamsprod@case": "primary", "adam": "secondary"}
+
+
+def test_the_entry_seeds_choose_the_seeds_of_the_tables(study):
+    """evidence.json's seeds (with seeds_why) leave a seed out of every table; the compute
+    still counts every final run."""
+    root, doc = study
+    g = root / "toy"
+    config = json.loads((g / "config.json").read_text())
+    (g / "config.json").write_text(json.dumps({**config, "seeds": [0, 1, 7]}))
+    (g / "runs" / "bop-seed7").mkdir()
+    (g / "runs" / "bop-seed7" / "done.json").write_text(json.dumps(_done([0.1, 0.1, 0.1], 0.1)))
+    manifest = json.loads((root / "evidence.json").read_text())
+    manifest["graphs"][0].update(seeds=[0, 1], seeds_why="seed 7 tuned the toy")
+    (root / "evidence.json").write_text(json.dumps(manifest))
+    body, _ = evidence.render(root, doc)
+    # The tables are those of seeds 0 and 1 alone (see test_graph_tables_by_hand) ...
+    row = _row(body.split("Final runs")[1], "bamsprod")
+    assert row[1] == "2" and row[4] == "+9.00 [-3.71, +21.71]"
+    assert "final runs on seeds 0, 1, 7; the tables use seeds 0, 1 (seed 7 tuned the toy)" in body
+    # ... and the compute counts all six final runs (the fixture's bamsprod-seed7 is one of
+    # the comparison's now): 6 x (0.5 + 3 + 1 + 0.5) s = 30 s.
+    assert "0.5 min of final runs" in body
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"seeds": [1, 2]}, "graphs[0]'s seeds [1, 2] need to be a non-empty list of integers, "
+                        "with seeds_why"),
+    ({"seeds": [], "seeds_why": "x"}, "graphs[0]'s seeds [] need"),
+    ({"seeds": [1, 9], "seeds_why": "x"}, "name seed 9, which the comparison has not got "
+                                          "(its seeds: 0, 1)"),
+])
+def test_bad_entry_seeds_one_line(study, entry, message, capsys):
+    root, doc = study
+    manifest = json.loads((root / "evidence.json").read_text())
+    manifest["graphs"][0].update(entry)
+    (root / "evidence.json").write_text(json.dumps(manifest))
+    assert evidence.main(["--root", str(root), "--results", str(doc)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
 
 
 def test_main_rewrites_only_the_block_then_check_passes(study, capsys):
@@ -258,7 +333,7 @@ def test_readme_summary_and_profile_data_are_generated_and_checked(study, capsys
     # (family of one: Holm leaves it), sign-flip 0.5; median steps to the target 20 / never.
     p_t = f"{1 - 2 * math.atan(9) / math.pi:.3g}"
     assert _row(text, "Toy graph") == [
-        "Toy graph", "2", "-", "+9.00 [-3.71, +21.71] pp", f"{p_t} / 0.5", p_t,
+        "Toy graph", "2", "-", "bamsprod", "+9.00 [-3.71, +21.71] pp", f"{p_t} / 0.5", p_t,
         "no difference detected", "20 / never"]
     # Profile scores at the four levels (ratios of bop 2, 5/3, 5/3, never), then [owned].
     assert "bamsprod 1.000, 1.000, 1.000, 1.000 [1.000]" in text
@@ -278,7 +353,7 @@ def test_the_committed_readme_summary_is_generated():
     text = (REPO / "README.md").read_text()
     assert text.count(evidence.SUMMARY_BEGIN) == 1 and text.count(evidence.SUMMARY_END) == 1
     block = text.split(evidence.SUMMARY_BEGIN)[1].split(evidence.SUMMARY_END)[0]
-    assert "| graph | seeds | binary share" in block and "Holm-corrected p (5 graphs)" in block
+    assert "| graph | seeds | binary share" in block and "Holm-corrected p (5 comparisons)" in block
 
 
 def test_the_cli_command_is_the_same(study, capsys):
@@ -368,3 +443,17 @@ def test_a_perplexity_graph_reads_lower_as_better(tmp_path):
     assert times["levels"][-1] == {"bamsprod": 20.0, "bop": math.inf}
     # The earlier target, bop's highest final perplexity 210: bamsprod 20, 10; bop 30, 30.
     assert times["reference_target"] == {"bamsprod": 15.0, "bop": 30.0}
+
+
+def test_a_comparison_still_running_gets_no_table(study):
+    """Final runs under way (a run of the comparison's optimizers x seeds missing): the
+    graph says how many are done and gives no numbers, rather than tables of a subset."""
+    root, doc = study
+    import shutil
+
+    shutil.rmtree(root / "toy" / "runs" / "bop-seed1")
+    body, times = evidence.render(root, doc)
+    section = body.split("### Toy graph")[1].split("###")[0]
+    assert "Final runs under way: 3 of 4 done in `toy`" in section
+    assert "larq-bamsprod tune --toy" in section and "Final runs (mean" not in section
+    assert times == {}

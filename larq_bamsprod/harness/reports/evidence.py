@@ -10,13 +10,14 @@ log.)
 
 Reads ``ROOT/evidence.json`` (default root ``docs/results/tuned``): the graphs in the order
 RESULTS shows them, each with its folder (the ``--output`` of its ``larq-bamsprod tune``),
-a title, the exact command, and when and where it ran. From each folder it reads what
-``tune`` and ``compare`` wrote and what git keeps: ``tune.json`` (every trial, the chosen
-configuration) and ``runs/<optimizer>-seed<S>/done.json`` (every final run's history). The
-numbers are recomputed from the per-seed histories with the comparison's own rules
-(:mod:`larq_bamsprod.harness.reports.summary`, :mod:`larq_bamsprod.harness.reports.stats`), so a
-table
-cannot drift from the runs behind it.
+a title, the exact command, and when and where it ran; optionally ``seeds``, the final runs'
+seeds the tables use, with ``seeds_why`` (e.g. leaving out the seed whose initial weights the
+tuning trials trained from: ``"seeds": [1, 2, 3, 4, 5], "seeds_why": "..."``). From each
+folder it reads what ``tune`` and ``compare`` wrote and what git keeps: ``tune.json``
+(every trial, the chosen configuration) and ``runs/<optimizer>-seed<S>/done.json`` (every
+final run's history). The numbers are recomputed from the per-seed histories with the
+comparison's own rules (:mod:`larq_bamsprod.harness.reports.summary`,
+:mod:`larq_bamsprod.harness.reports.stats`), so a table cannot drift from the runs behind it.
 
 The generated text replaces what lies between ``<!-- evidence:begin -->`` and
 ``<!-- evidence:end -->`` in RESULTS.md; everything outside (the discussion) is left alone.
@@ -66,11 +67,17 @@ def _read(path: Path) -> dict:
     return data
 
 
-def load_graph(folder: Path) -> dict | None:
-    """``{"tune", "config", "results"}`` of one finished graph, or None if it has no final runs.
+def load_graph(folder: Path, seeds: list[int] | None = None) -> dict | None:
+    """``{"tune", "config", "results", "all_results"}`` of one finished graph, or None if it
+    has no final runs.
 
-    ``results`` maps ``(optimizer, seed)`` to ``done.json``, for the optimizers and seeds of
-    the final comparison (``config.json``) only.
+    ``all_results`` maps ``(optimizer, seed)`` to ``done.json``, for the optimizers and seeds
+    of the final comparison (``config.json``) only; ``results`` is the same for ``seeds``
+    only (default: all of them), the seeds the tables are computed on, and
+    ``config["seeds"]`` is replaced by them (``config["all_seeds"]``: the comparison's).
+
+    Raises:
+        EvidenceError: ``seeds`` names a seed the comparison has not got.
     """
     config_path = folder / "config.json"
     if not config_path.exists():
@@ -82,10 +89,21 @@ def load_graph(folder: Path) -> dict | None:
         match = _RUN_DIR.match(done.parent.name)
         if match:
             found[(match["opt"], int(match["seed"]))] = done
+    every = sorted(config["seeds"])
+    if seeds is not None:
+        extra = [s for s in seeds if s not in every]
+        if extra:
+            raise EvidenceError(
+                f"{config_path}: the evidence entry's seeds name seed {extra[0]}, which the "
+                f"comparison has not got (its seeds: {', '.join(map(str, every))}); drop it "
+                "from the entry's seeds or run the comparison with it")
+    use = every if seeds is None else sorted(seeds)
     # In the comparison's order of optimizers, then seeds, as its own report.
-    results = {(opt, seed): _read(found[(opt, seed)]) for opt in config["optimizers"]
-               for seed in sorted(config["seeds"]) if (opt, seed) in found}
-    return {"tune": tune, "config": config, "results": results}
+    all_results = {(opt, seed): _read(found[(opt, seed)]) for opt in config["optimizers"]
+                   for seed in every if (opt, seed) in found}
+    results = {key: done for key, done in all_results.items() if key[1] in use}
+    return {"tune": tune, "config": {**config, "seeds": use, "all_seeds": every},
+            "results": results, "all_results": all_results}
 
 
 # --- Numbers --------------------------------------------------------------------------------
@@ -172,6 +190,13 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         lines += [f"Not run yet (no final runs in `{entry['dir']}`). Command:", "",
                   "```bash", entry["command"], "```", ""]
         return "\n".join(lines), None
+    expected = len(graph["config"]["optimizers"]) * len(graph["config"]["seeds"])
+    if len(graph["results"]) < expected:
+        # A comparison still running (or stopped): no table until every run is in.
+        lines += [f"Final runs under way: {len(graph['results'])} of {expected} done in "
+                  f"`{entry['dir']}`; no table until all are. The command resumes them:", "",
+                  "```bash", entry["command"], "```", ""]
+        return "\n".join(lines), None
     tune, config, results = graph["tune"], graph["config"], graph["results"]
     reference = "bop" if "bop" in config["optimizers"] else config["optimizers"][0]
     metric = workloads.metric_of(config["dataset"]) if "dataset" in config else metrics.ACCURACY
@@ -197,7 +222,12 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         data_text = (f"{_count(sample.get('train_size'))} training examples; "
                      f"{_count(sample.get('validation_size'))} held out for validation")
     run_seconds = sum(r.get("startup_seconds", 0.0) + r["train_seconds"] + r["eval_seconds"]
-                      + r.get("test_seconds", 0.0) for r in results.values())
+                      + r.get("test_seconds", 0.0)
+                      for r in graph.get("all_results", results).values())
+    seeds_text = ", ".join(map(str, config["seeds"]))
+    if config.get("all_seeds", config["seeds"]) != config["seeds"]:
+        seeds_text = (f"{', '.join(map(str, config['all_seeds']))}; the tables use seeds "
+                      f"{seeds_text} ({entry['seeds_why']})")
     lines += [
         "Command (tuning, then the final runs of each optimizer's chosen configuration over "
         "every seed):", "", "```bash", entry["command"], "```", "",
@@ -205,7 +235,7 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         f"{config['batch_size']}, {config['epochs']} "
         f"epoch{'' if config['epochs'] == 1 else 's'} of {data_text}), "
         f"{tune['trials_per_optimizer']} trials per optimizer, final runs on seeds "
-        f"{', '.join(map(str, config['seeds']))}. Compute: "
+        f"{seeds_text}. Compute: "
         f"{_minutes(trial_seconds)} of completed trials{failed_note}, "
         f"{_minutes(run_seconds)} of final runs (sums of per-run seconds). Files: "
         f"[`{link or entry['dir']}/`]"
@@ -382,49 +412,57 @@ def _final_runs_table(summ: dict, results: dict, reference: str, metric) -> list
     return lines
 
 
-def _primary(summ: dict, metric) -> dict | None:
-    """The primary comparison of one graph (BAMSProd's paired test difference against the
-    reference), or None if BAMSProd is not compared there or is the reference."""
+def _primary(summ: dict, metric) -> dict[str, dict]:
+    """The primary comparisons of one graph: ``{optimizer: {reference, metric, diff}}`` for
+    each optimizer of :data:`~larq_bamsprod.harness.reports.stats.PRIMARY_FAMILY` compared
+    there (not as the reference): its paired test difference against the reference."""
+    return {row["optimizer"]: {"reference": summ["reference"], "metric": metric.name,
+                               "diff": row[f"diff_final_test_{metric.name}"]}
+            for row in summ["rows"] if row["comparison"] == "primary"}
+
+
+def family(primary: dict[str, dict[str, dict]]) -> list[tuple[str, str, dict, float | None]]:
+    """The primary family flattened, ``(graph, optimizer, entry, Holm-corrected p)`` in the
+    graphs' order, then :data:`PRIMARY_FAMILY`'s: Holm's correction runs over every
+    comparison of the family (optimizers times graphs), not per optimizer."""
     from larq_bamsprod.harness.reports import stats
 
-    for row in summ["rows"]:
-        if row["optimizer"] == stats.PRIMARY and row["comparison"] == "primary":
-            return {"reference": summ["reference"], "metric": metric.name,
-                    "diff": row[f"diff_final_test_{metric.name}"]}
-    return None
+    pairs = [(g, opt, per[opt]) for g, per in primary.items()
+             for opt in stats.PRIMARY_FAMILY if opt in per]
+    adjusted = stats.holm([entry["diff"]["p_t"] for _, _, entry in pairs])
+    return [(g, opt, entry, p) for (g, opt, entry), p in zip(pairs, adjusted)]
 
 
-def family_text(primary: dict[str, dict], titles: dict[str, str]) -> str:
-    """The primary family: BAMSProd against the reference on every graph, Holm-corrected
-    (:func:`larq_bamsprod.harness.reports.stats.holm`) over the graphs' t p-values."""
+def family_text(primary: dict[str, dict[str, dict]], titles: dict[str, str]) -> str:
+    """The primary family: BAMSProd (and BAMSProd in Bop's layout, where compared) against
+    the reference on every graph, Holm-corrected
+    (:func:`larq_bamsprod.harness.reports.stats.holm`) over all their t p-values."""
     from larq_bamsprod.harness import metrics
-    from larq_bamsprod.harness.reports import stats
     from larq_bamsprod.harness.reports.tables import interval_text
 
-    graphs = list(primary)
-    adjusted = stats.holm([primary[g]["diff"]["p_t"] for g in graphs])
+    rows = family(primary)
     lines = [
         "### Primary family: BAMSProd against the reference on every graph",
         "",
-        f"{len(graphs)} comparisons (final test score, BAMSProd minus the reference, paired "
-        "per seed); Holm's step-down correction over their t p-values holds the family-wise "
-        "error at 5%. Verdict: better / worse if the corrected p is below 0.05, else no "
-        "difference detected (not a tie: no equivalence margin is set). The exact sign-flip "
-        "p cannot go below 2/2^n (n seeds). Every other comparison on this page is "
-        "secondary and uncorrected.",
+        f"{len(rows)} comparisons (final test score, the optimizer minus the reference, "
+        "paired per seed; `bamsprod@case` is BAMSProd in Bop's layout: BAMSProd on the binary "
+        "weights, Adam on the rest); Holm's step-down correction over all their t p-values "
+        "holds the family-wise error at 5%. Verdict: better / worse if the corrected p is "
+        "below 0.05, else no difference detected (not a tie: no equivalence margin is set). "
+        "The exact sign-flip p cannot go below 2/2^n (n seeds). Every other comparison on "
+        "this page is secondary and uncorrected.",
         "",
-        "| graph | reference | difference [95% CI] | p (t) | Holm-corrected p | p (sign-flip) "
-        "| smallest possible sign-flip p | verdict (Holm) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| graph | optimizer | reference | difference [95% CI] | p (t) | Holm-corrected p "
+        "| p (sign-flip) | smallest possible sign-flip p | verdict (Holm) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for g, p_holm in zip(graphs, adjusted):
-        entry = primary[g]
+    for g, opt, entry, p_holm in rows:
         metric = metrics.metric_named(entry["metric"])
         diff = entry["diff"]
         unit = " pp" if metric.percent else f" {metric.name}"
         verdict = _holm_verdict(diff, p_holm, metric)
         lines.append(
-            f"| {titles[g]} | {entry['reference']} | "
+            f"| {titles[g]} | {opt} | {entry['reference']} | "
             f"{interval_text(diff, 100 if metric.percent else 1)}{unit} | "
             f"{_p(diff['p_t'])} | {_p(p_holm)} | {_p(diff['p_sign_flip'])} | "
             f"{_p(2 / 2 ** diff['n']) if diff['n'] else '-'} | {verdict} |")
@@ -539,9 +577,16 @@ def render_all(root: Path, results_md: Path | None = None) -> dict:
             raise EvidenceError(f"{root / 'evidence.json'}: graphs[{i}] lacks "
                                 f"{', '.join(missing)}; every graph needs dir, title, "
                                 "command and when")
+        seeds = entry.get("seeds")
+        if seeds is not None and not (
+                isinstance(seeds, list) and seeds and all(type(s) is int for s in seeds)
+                and isinstance(entry.get("seeds_why"), str) and entry["seeds_why"]):
+            raise EvidenceError(f"{root / 'evidence.json'}: graphs[{i}]'s seeds {seeds!r} "
+                                "need to be a non-empty list of integers, with seeds_why "
+                                "saying why the tables leave the other seeds out")
         folder = root / entry["dir"]
         link = _relative(folder, results_md.parent) if results_md is not None else None
-        text, graph_times = graph_text(entry, load_graph(folder), link)
+        text, graph_times = graph_text(entry, load_graph(folder, seeds), link)
         blocks.append(text)
         if graph_times is not None:
             levels += [{} for _ in range(len(graph_times["levels"]) - len(levels))]
@@ -550,7 +595,7 @@ def render_all(root: Path, results_md: Path | None = None) -> dict:
             owned[entry["dir"]] = graph_times["reference_target"]
             titles[entry["dir"]] = entry["dir"]
             graphs[entry["dir"]] = {**graph_times, "title": entry["title"]}
-            if graph_times["primary"] is not None:
+            if graph_times["primary"]:
                 primary[entry["dir"]] = graph_times["primary"]
     times = levels[-1] if levels else {}
     plot = None
@@ -591,35 +636,34 @@ def summary_text(graphs: dict, primary: dict, levels: list[dict], owned: dict) -
     """README's evidence summary: per graph the primary comparison (Holm-corrected), the
     binary share and the median steps to the target; then the profile scores per level."""
     from larq_bamsprod.harness import metrics
-    from larq_bamsprod.harness.reports import stats
     from larq_bamsprod.harness.reports.tables import interval_text
 
-    names = list(primary)
-    adjusted = dict(zip(names, stats.holm([primary[g]["diff"]["p_t"] for g in names])))
-    references = {primary[g]["reference"] for g in names}
+    rows = family(primary)
+    references = {entry["reference"] for _, _, entry, _ in rows}
     ref = references.pop() if len(references) == 1 else "the reference"
     lines = ["<!-- generated by `larq-bamsprod evidence`; edit the files, not this block -->",
              "",
-             f"| graph | seeds | binary share of the trainable weights | BAMSProd minus {ref}, "
-             f"final test [95% CI] | p t / sign-flip | Holm-corrected p ({len(names)} graphs) "
-             f"| verdict (Holm) | median steps to the target: BAMSProd / {ref} |",
-             "|---|---|---|---|---|---|---|---|"]
-    for g, info in graphs.items():
-        entry = primary.get(g)
-        if entry is None:
-            continue
+             f"| graph | seeds | binary share of the trainable weights | optimizer | minus "
+             f"{ref}, final test [95% CI] | p t / sign-flip | Holm-corrected p ({len(rows)} "
+             f"comparisons) | verdict (Holm) | median steps to the target: the optimizer / "
+             f"{ref} |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for g, opt, entry, p_holm in rows:
+        info = graphs[g]
         metric = metrics.metric_named(entry["metric"])
-        diff, p_holm = entry["diff"], adjusted[g]
+        diff = entry["diff"]
         unit = " pp" if metric.percent else f" {metric.name} (lower is better)"
         target_times = levels[-1][g]
         share = "-" if info["layout"] is None else f"{100 * info['layout']['binary_share']:.1f}%"
         lines.append(
-            f"| {info['title']} | {info['seeds']} | {share} | "
+            f"| {info['title']} | {info['seeds']} | {share} | {opt} | "
             f"{interval_text(diff, 100 if metric.percent else 1)}{unit} | "
             f"{_p(diff['p_t'])} / {_p(diff['p_sign_flip'])} | {_p(p_holm)} | "
             f"{_holm_verdict(diff, p_holm, metric)} | "
-            f"{_steps(target_times.get(stats.PRIMARY))} / "
+            f"{_steps(target_times.get(opt))} / "
             f"{_steps(target_times.get(entry['reference']))} |")
+    if not levels:
+        return "\n".join(lines[:2] + ["No graph has final runs yet."]) + "\n"
     scores = [profile(level) for level in levels]
     owned_scores = profile(owned)
     lines += ["", "Performance-profile score (1 = fastest on every graph) at each level of "

@@ -147,7 +147,7 @@ def summarize(results: dict[tuple[str, int], dict], reference: str = "bop",
         row["verdict"] = ("reference" if opt == reference
                           else stats.verdict(row[f"diff_final_test_{name}"], higher))
         row["comparison"] = ("reference" if opt == reference else "primary"
-                             if opt == stats.PRIMARY else "secondary")
+                             if opt in stats.PRIMARY_FAMILY else "secondary")
         rows.append(row)
     out = {"reference": reference, "target": target, "target_rule": rule,
            "targets": targets, "seeds": seeds, "rows": rows}
