@@ -101,7 +101,8 @@ def study(tmp_path):
                      "space": {"learning_rate": ["log", 1e-4, 0.0125],
                                "lr_decay": ["choice", ["sqrt", None]]},
                      "trials": [trial, trial]},
-        "bop": {"best": {"number": 0, "value": 0.8, "params": {"gamma": 1e-4}},
+        "bop": {"best": {"study": 1, "number": 0, "value": 0.8, "params": {"gamma": 1e-4}},
+                "spread": {"best_per_study": [0.8, 0.775], "range": 0.025},
                 "space": {"gamma": ["log", 1e-6, 1e-2]},
                 "trials": [trial, {**trial, "state": "FAIL"}, trial]}}}))
     (root / "evidence.json").write_text(json.dumps({"graphs": [
@@ -163,11 +164,13 @@ def test_graph_tables_by_hand(study):
     assert family[1:] == ["bamsprod", "bop", "+9.00 [-3.71, +21.71] pp", "0.0704", "0.0704",
                           "0.5", "0.5",
                           "no difference detected"]
-    # Chosen configuration: trials complete, best trial, its value, parameters.
+    # Chosen configuration: trials complete, best trial, its value, the studies' best values
+    # and their spread (bop: two studies, 80.00 and 77.50 -> 2.50; bamsprod: one study),
+    # parameters.
     assert _row(body.split("Chosen configuration")[1], "bop") == [
-        "bop", "2", "0", "80.00", "gamma=0.0001"]
-    assert _row(body.split("Chosen configuration")[1], "bamsprod")[4] == (
-        "learning_rate=0.0123, lr_decay=None")
+        "bop", "2", "study 1, 0", "80.00", "80.00, 77.50; 2.50", "gamma=0.0001"]
+    assert _row(body.split("Chosen configuration")[1], "bamsprod")[1:] == [
+        "2", "1", "90.00", "-", "learning_rate=0.0123, lr_decay=None"]
     # Only bamsprod's rate is at the edge (bop's gamma 1e-4 is in the middle of [1e-6, 1e-2]).
     assert ("At the edge of the search space (within 10% of an end, log scale; the best value "
             "may lie outside the range, so this optimizer may be under-tuned): bamsprod: "

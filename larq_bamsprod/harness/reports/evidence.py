@@ -245,8 +245,8 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         "first seed's initial weights):",
         "",
         f"| optimizer | trials complete | best trial | its validation {score} | "
-        "configuration |",
-        "|---|---|---|---|---|",
+        f"best of each study, spread (max - min) | configuration |",
+        "|---|---|---|---|---|---|",
     ]
     ordered = [o for o in config["optimizers"] if o in tune["optimizers"]]
     ordered += [o for o in tune["optimizers"] if o not in ordered]
@@ -254,8 +254,15 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         info = tune["optimizers"][opt]
         complete = sum(t["state"] == "COMPLETE" for t in info["trials"])
         best = info["best"]
-        lines.append(f"| {opt} | {complete} | {best['number']} | {scale * best['value']:.2f} | "
-                     f"{_params(best['params'])} |")
+        # Independent studies (tune --studies K): the tuning's own variance; one study: "-".
+        spread = info.get("spread")
+        spread_text = "-" if spread is None or len(spread["best_per_study"]) < 2 else (
+            ", ".join(f"{scale * v:.2f}" for v in spread["best_per_study"])
+            + f"; {scale * spread['range']:.2f}")
+        trial = (f"{best['number']}" if "study" not in best
+                 else f"study {best['study']}, {best['number']}")
+        lines.append(f"| {opt} | {complete} | {trial} | {scale * best['value']:.2f} | "
+                     f"{spread_text} | {_params(best['params'])} |")
     edges = _edges(entry["dir"], tune, ordered)
     if edges:
         lines += ["", "At the edge of the search space (within 10% of an end, log scale; the "
