@@ -2,7 +2,7 @@
 
 The same rule, guards and scalar handling as :mod:`larq_bamsprod.update_rule` (the tf.keras
 classes'), written with backend-agnostic ops; the tests check both against one NumPy
-reference (``tests/bamsprod_reference.py``).
+reference (``tests/support/bamsprod_reference.py``).
 """
 
 from __future__ import annotations

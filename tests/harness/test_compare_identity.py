@@ -14,7 +14,7 @@ from larq_bamsprod.harness.catalogue import registry
 from larq_bamsprod.harness.experiments import config
 from larq_bamsprod.harness.files import write_json_atomic
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 import synthetic_fmnist  # noqa: E402
 from configs import builtin_config  # noqa: E402
 

@@ -14,7 +14,7 @@ import pytest
 
 from larq_bamsprod.harness import cli
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 import synthetic_fmnist  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from larq_bamsprod.harness.catalogue.rnn import BinaryLSTMCell
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 import synthetic_fmnist  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ import pytest
 
 from larq_bamsprod.harness.runner import training
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 import synthetic_fmnist  # noqa: E402
 from cli_run import REPO  # noqa: E402
 

@@ -15,7 +15,7 @@ from larq_bamsprod.harness import cli, metrics
 from larq_bamsprod.harness.catalogue import data
 from larq_bamsprod.harness.reports import stats, summary, tables
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from cli_errors import one_error_line  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

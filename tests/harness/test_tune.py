@@ -18,10 +18,11 @@ from larq_bamsprod.harness import cli  # noqa: E402
 from larq_bamsprod.harness.experiments import studies, tune  # noqa: E402
 from larq_bamsprod.harness.experiments.config import CompareConfig  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 import synthetic_fmnist  # noqa: E402
 
 TESTS = Path(__file__).resolve().parents[1]
+WORKER = TESTS / "support" / "tune_worker.py"
 REPO = TESTS.parent
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
        "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -115,7 +116,7 @@ def test_study_opens_with_optunas_own_api(tmp_path):
 
 def _worker(storage, output, trials, seconds):
     return subprocess.Popen(
-        [sys.executable, str(TESTS / "tune_worker.py"), storage, str(output), str(trials),
+        [sys.executable, str(WORKER), storage, str(output), str(trials),
          str(seconds)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

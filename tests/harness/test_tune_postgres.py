@@ -23,7 +23,8 @@ pytest.importorskip("psycopg2", reason="the PostgreSQL driver psycopg2 is not in
 from larq_bamsprod.harness.experiments import studies  # noqa: E402
 
 TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS))
+WORKER = TESTS / "support" / "tune_worker.py"
+sys.path.insert(0, str(TESTS / "support"))
 from ports import free_ports  # noqa: E402
 
 REPO = TESTS.parent
@@ -69,7 +70,7 @@ def postgres_url():
 
 def _worker(storage, output, trials, seconds):
     return subprocess.Popen(
-        [sys.executable, str(TESTS / "tune_worker.py"), storage, str(output), str(trials),
+        [sys.executable, str(WORKER), storage, str(output), str(trials),
          str(seconds)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -12,7 +12,7 @@ from larq_bamsprod.harness import workload
 from larq_bamsprod.harness.catalogue.workloads import BuiltinWorkload
 from larq_bamsprod.harness.runner.training import epoch_seed
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 import synthetic_fmnist  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-WORKER = pathlib.Path(__file__).parents[1] / "distributed_worker.py"
+WORKER = pathlib.Path(__file__).parents[1] / "support" / "distributed_worker.py"
 CLASSES = ["new", "legacy"]
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from ports import free_ports
 
-WORKER = pathlib.Path(__file__).parents[1] / "multiworker_worker.py"
+WORKER = pathlib.Path(__file__).parents[1] / "support" / "multiworker_worker.py"
 CASES = ("new", "case_optimizer")
 
 

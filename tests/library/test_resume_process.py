@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import pytest
 
-WORKER = pathlib.Path(__file__).parents[1] / "resume_worker.py"
+WORKER = pathlib.Path(__file__).parents[1] / "support" / "resume_worker.py"
 CASES = ("new", "legacy", "case_optimizer")
 METHODS = ("checkpoint", "model_save")
 
