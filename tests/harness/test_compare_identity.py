@@ -202,6 +202,36 @@ def test_more_epochs_with_the_constant_schedule_equal_a_longer_run(data_dir, tmp
 
 
 @pytest.mark.slow
+def test_a_grown_run_keeps_the_folders_evaluation_spacing(data_dir, tmp_path):
+    """No --eval-every: the first comparison's default spacing is recorded and a run grown
+    by more epochs keeps it, so it equals one longer run with that --eval-every; the default
+    of the longer run would have evaluated elsewhere."""
+    from larq_bamsprod.harness.runner.training import default_spacing
+
+    # 1 epoch of 2 steps; one validation batch (12 examples held out of 128): the default
+    # spacing is max(1, round(2 / 20), ceil(1 / 0.3)) = 4, more than the run: one point.
+    _ok(_compare(data_dir, tmp_path / "grown", epochs=1, schedule="constant"))
+    spacing = json.loads((tmp_path / "grown" / "config.json").read_text())["eval_spacing"]
+    assert spacing == 4 == default_spacing(2, 1)
+    assert [r["step"] for r in _history(tmp_path / "grown", "bamsprod")] == [2]
+    # Grown to 50 epochs (100 steps), whose own default would be round(100 / 20) = 5.
+    assert default_spacing(100, 1) == 5
+    _ok(_compare(data_dir, tmp_path / "grown", epochs=50, schedule="constant"))
+    _ok(_compare(data_dir, tmp_path / "long", "--eval-every", "4", epochs=50,
+                 schedule="constant"))
+    grown, long = _history(tmp_path / "grown", "bamsprod"), _history(tmp_path / "long", "bamsprod")
+    assert [r["step"] for r in grown] == [2, *range(4, 101, 4)]
+
+    def losses(history):
+        return [(r["step"], r["train_loss"], r["val_loss"], r["val_accuracy"])
+                for r in history]
+
+    # The first part's point (step 2, its run's end) is the one row the longer run lacks.
+    assert losses(grown)[1:] == losses(long)
+    assert json.loads((tmp_path / "grown" / "config.json").read_text())["eval_spacing"] == 4
+
+
+@pytest.mark.slow
 def test_an_epoch_is_one_pass_over_the_dataset_in_data_dir(data_dir, tmp_path):
     # data_dir holds 128 training examples: 4 batches of 32, not 60000 // 32 (the published
     # size of Fashion-MNIST, which the step count was read from when --data-dir was ignored).

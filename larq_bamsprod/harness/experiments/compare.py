@@ -40,6 +40,7 @@ Output folder::
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Callable
@@ -71,6 +72,7 @@ from larq_bamsprod.harness.runner.distribute import (
 )
 from larq_bamsprod.harness.runner.progress import Progress
 from larq_bamsprod.harness.runner.training import (
+    default_spacing,
     evaluation_steps,
     run_one,
     schedule_shape,
@@ -151,6 +153,8 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
         # What each optimizer's runs train with: a rerun must match it (check_resumable).
         merged["hyperparameters"] = {**recorded_hyperparameters(out, previous),
                                      **resolved_hyperparameters(cfg)}
+        if "eval_spacing" in previous:  # the folder's evaluation points (eval_spacing)
+            merged["eval_spacing"] = previous["eval_spacing"]
         write_json_atomic(out / "config.json", merged)
     workload = cfg.workload
     data_ = shard(workload.load(cfg.steps_per_epoch))
@@ -158,8 +162,14 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
     for note in notes:
         log(f"Note: {note}.")
     total_steps = cfg.epochs * data_.steps_per_epoch
-    points = evaluation_steps(total_steps, cfg.eval_every,
-                              validation_batches(data_, workload.batch_size))
+    spacing = eval_spacing(cfg, out, total_steps, validation_batches(data_, workload.batch_size))
+    if chief:
+        recorded = read_json(out / "config.json") or {}
+        if recorded.get("eval_spacing") != spacing:
+            write_json_atomic(out / "config.json", {**recorded, "eval_spacing": spacing})
+    # Every run of the folder evaluates at the same spacing (see eval_spacing).
+    run_cfg = dataclasses.replace(cfg, eval_every=spacing)
+    points = evaluation_steps(total_steps, spacing)
     unit = "examples" if data_.metric.percent else "windows"
     log(f"{data_.train_size} training, {data_.validation_size} validation {unit}; "
         f"{total_steps} steps per run, {len(points)} evaluation points per run")
@@ -168,8 +178,8 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
     started = time.perf_counter()
     for seed in cfg.seeds:
         for name in cfg.optimizers:
-            results[(name, seed)] = run_one(workload, cfg, name, seed, data_, strategy, out,
-                                            log, progress)
+            results[(name, seed)] = run_one(workload, run_cfg, name, seed, data_, strategy,
+                                            out, log, progress)
             tf.keras.backend.clear_session()
     results = _with_earlier_runs(results, out, cfg.epochs)
     summary = summarize(results, cfg.reference_name,
@@ -190,6 +200,25 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
         log(f"\n{results_markdown(summary, cfg)}\nwritten to {out}/results.md, curves.png "
             f"({summary['wall_seconds']:.0f} s)")
     return summary
+
+
+def eval_spacing(cfg: CompareConfig, out: Path, total_steps: int,
+                 validation_batches_: int) -> int:
+    """Training steps between two evaluation points of every run in ``out``.
+
+    ``--eval-every`` if given; else the spacing the folder's first comparison chose
+    (``config.json``'s ``eval_spacing``), so a run grown by more epochs (constant schedule)
+    keeps evaluating where its first part did, as one run of the new length with that
+    ``--eval-every`` would; else the default for ``total_steps``
+    (:func:`~larq_bamsprod.harness.runner.training.default_spacing`; more than
+    ``total_steps``: one evaluation, after the last step).
+    """
+    if cfg.eval_every is not None:
+        return cfg.eval_every
+    recorded = (read_json(out / "config.json") or {}).get("eval_spacing")
+    if recorded is not None:
+        return recorded
+    return default_spacing(total_steps, validation_batches_)
 
 
 def _layout(workload, out: Path, cfg: CompareConfig, optimizers: list[str]) -> dict:

@@ -15,6 +15,9 @@ difference and lists it. What may change on a rerun, because every finished run 
   on the total number of steps, so a finished run continued from its last checkpoint equals
   a run started with the larger budget. With ``cosine`` or ``step`` the schedule is
   stretched over the total, so earlier steps would have been different: refused.
+  Without ``eval_every`` the grown runs keep the spacing between evaluations the folder's
+  first comparison chose (``config.json``'s ``eval_spacing``), not the default of the new
+  total, so their first part's points stay points of the whole run.
 * ``data_dir``, ``deterministic``, ``verbose``: where the data is read from, TensorFlow's op
   determinism and the progress display do not change what is computed.
 """

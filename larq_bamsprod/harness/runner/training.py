@@ -78,9 +78,15 @@ def evaluation_steps(total_steps: int, eval_every: int | None,
     evaluations per run (``round(total_steps / 20)`` steps apart), fewer if the
     validation set is large: at least ``validation_batches / EVALUATION_SHARE`` steps apart.
     """
-    every = eval_every or max(1, round(total_steps / 20),
-                              math.ceil(validation_batches / EVALUATION_SHARE))
+    every = eval_every or default_spacing(total_steps, validation_batches)
     return sorted(set(range(every, total_steps + 1, every)) | {total_steps})
+
+
+def default_spacing(total_steps: int, validation_batches: int = 0) -> int:
+    """Steps between evaluations when none is given: ``round(total_steps / 20)``, at least
+    ``validation_batches / EVALUATION_SHARE`` and 1 (more than ``total_steps`` means one
+    evaluation, after the last step)."""
+    return max(1, round(total_steps / 20), math.ceil(validation_batches / EVALUATION_SHARE))
 
 
 def validation_batches(data_: Data, batch_size: int) -> int:
