@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 # isort: on
 
-from tiny_models import regression_data  # noqa: E402
+from tiny_models import regression_data, tiny_larq_model  # noqa: E402
 
 from larq_bamsprod import BAMSProd, legacy  # noqa: E402
 
@@ -34,16 +34,6 @@ OPTIMIZERS = {
         default_optimizer=legacy.BAMSProd(learning_rate=0.02),
     ),
 }
-
-
-def _model() -> tf.keras.Model:
-    return tf.keras.Sequential([
-        tf.keras.Input((4,)),
-        lq.layers.QuantDense(16, kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
-                             use_bias=False),
-        tf.keras.layers.Activation("tanh"),
-        tf.keras.layers.Dense(1),
-    ])
 
 
 def _dataset():
@@ -65,7 +55,7 @@ def main(mode: str, out: pathlib.Path) -> None:
     for name, make in OPTIMIZERS.items():
         tf.keras.utils.set_random_seed(0)  # same initial weights in every process
         with strategy.scope():
-            model = _model()
+            model = tiny_larq_model()
             model.compile(make(), loss="mse")
         arrays[f"{name}/initial"] = np.concatenate([w.ravel() for w in model.get_weights()])
         model.fit(_dataset(), epochs=EPOCHS, shuffle=False, verbose=0)

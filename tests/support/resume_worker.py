@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 # isort: on
 
-from tiny_models import regression_data  # noqa: E402
+from tiny_models import regression_data, tiny_larq_model  # noqa: E402
 
 from larq_bamsprod import BAMSProd, legacy  # noqa: E402
 
@@ -54,16 +54,6 @@ CASES = {
     "case_optimizer": _case_optimizer,
 }
 METHODS = ("checkpoint", "model_save")
-
-
-def _larq_model() -> tf.keras.Model:
-    return tf.keras.Sequential([
-        tf.keras.Input((4,)),
-        lq.layers.QuantDense(16, kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
-                             use_bias=False),
-        tf.keras.layers.Activation("tanh"),
-        tf.keras.layers.Dense(1),
-    ])
 
 
 def _train(model, first_step: int, steps: int) -> None:
@@ -99,7 +89,7 @@ def _write(path, model) -> None:
 def _fresh(case: str, seed: int) -> tf.keras.Model:
     tf.keras.backend.clear_session()
     tf.keras.utils.set_random_seed(seed)
-    model = _larq_model()
+    model = tiny_larq_model()
     model.compile(CASES[case](), loss="mse")
     return model
 

@@ -22,3 +22,17 @@ def tiny_model() -> tf.keras.Model:
         tf.keras.layers.Dense(16, activation="tanh"),
         tf.keras.layers.Dense(1),
     ])
+
+
+def tiny_larq_model() -> tf.keras.Model:
+    """:func:`tiny_model` with a binary first layer (Larq's ``QuantDense``, ``ste_sign``
+    kernel, clipped weights), for the tests of the binary-weight paths."""
+    import larq as lq
+
+    return tf.keras.Sequential([
+        tf.keras.Input((4,)),
+        lq.layers.QuantDense(16, kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+                             use_bias=False),
+        tf.keras.layers.Activation("tanh"),
+        tf.keras.layers.Dense(1),
+    ])
