@@ -223,9 +223,9 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
                      f"{_count(sample.get('validation_size'))} held out for validation")
     run_seconds = sum(r.get("startup_seconds", 0.0) + r["train_seconds"] + r["eval_seconds"]
                       + r.get("test_seconds", 0.0)
-                      for r in graph.get("all_results", results).values())
+                      for r in graph["all_results"].values())
     seeds_text = ", ".join(map(str, config["seeds"]))
-    if config.get("all_seeds", config["seeds"]) != config["seeds"]:
+    if config["all_seeds"] != config["seeds"]:
         seeds_text = (f"{', '.join(map(str, config['all_seeds']))}; the tables use seeds "
                       f"{seeds_text} ({entry['seeds_why']})")
     lines += [
@@ -245,7 +245,7 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None
         "first seed's initial weights):",
         "",
         f"| optimizer | trials complete | best trial | its validation {score} | "
-        f"best of each study, spread (max - min) | configuration |",
+        "best of each study, spread (max - min) | configuration |",
         "|---|---|---|---|---|---|",
     ]
     ordered = [o for o in config["optimizers"] if o in tune["optimizers"]]
