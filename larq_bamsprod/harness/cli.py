@@ -356,7 +356,8 @@ def _add_fair_arguments(p: argparse.ArgumentParser) -> None:
                    "time). At most the run's steps")
     p.add_argument("--reference", default=None,
                    help="optimizer the others are measured against. Default: bop if "
-                   "compared, else the first of --optimizers")
+                   "compared, else the first of --optimizers (of the folder's optimizers, "
+                   "for a rerun naming only some)")
     p.add_argument("--target", type=_score, default=None,
                    help="validation accuracy for time-to-target (validation perplexity for "
                    "--dataset ptb: reached at or below it). Default: the workload's own "

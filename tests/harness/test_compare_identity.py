@@ -181,6 +181,28 @@ def test_a_rerun_naming_fewer_optimizers_keeps_every_finished_run_in_the_report(
     assert [row["optimizer"] for row in results["rows"]] == ["bamsprod", "sgdm", "adam"]
     table = (tmp_path / "results.md").read_text()
     assert all(f"| {name} " in table for name in ("bamsprod", "sgdm", "adam"))
+    # Measured against the folder's first optimizer, as the full command would be, not
+    # against the only one this rerun named.
+    assert results["reference"] == "bamsprod"
+
+
+@pytest.mark.slow
+def test_a_rerun_finishing_some_seeds_reports_like_the_full_command(data_dir, tmp_path):
+    """Two processes share a comparison's runs (one seed each, one only Adam): the report
+    each leaves is the full command's: every seed in its header, Bop the reference, and
+    every optimizer's --hparam kept in config.json."""
+    adam = ("--hparam", "adam.learning_rate=0.003")
+    _ok(_compare(data_dir, tmp_path, "--hparam", "bop.gamma=0.0002", *adam,
+                 optimizers="bop,adam", seeds="0"))
+    _ok(_compare(data_dir, tmp_path, *adam, optimizers="adam", seeds="1"))
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["reference"] == "bop"
+    assert sorted((row["optimizer"], row["seeds"]) for row in results["rows"]) == [
+        ("adam", 2), ("bop", 1)]
+    assert "seeds [0, 1]," in (tmp_path / "results.md").read_text()
+    recorded = json.loads((tmp_path / "config.json").read_text())
+    assert recorded["hparams"] == {"bop": {"gamma": 0.0002},
+                                   "adam": {"learning_rate": 0.003}}
 
 
 @pytest.mark.slow

@@ -150,6 +150,7 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
         previous = read_json(out / "config.json") or {}
         merged["optimizers"] = list(dict.fromkeys(previous.get("optimizers", []) + cfg.optimizers))
         merged["seeds"] = sorted(set(previous.get("seeds", [])) | set(cfg.seeds))
+        merged["hparams"] = {**previous.get("hparams", {}), **cfg.hparams}
         # What each optimizer's runs train with: a rerun must match it (check_resumable).
         merged["hyperparameters"] = {**recorded_hyperparameters(out, previous),
                                      **resolved_hyperparameters(cfg)}
@@ -182,9 +183,12 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
                                             out, log, progress)
             tf.keras.backend.clear_session()
     results = _with_earlier_runs(results, out, cfg.epochs)
-    summary = summarize(results, cfg.reference_name,
+    summary = summarize(results, _reference(cfg, results),
                         cfg.target if cfg.target is not None else workload.target, data_.metric)
-    summary["config"] = cfg.to_json()
+    # The report covers the folder's runs, not only this command's (_with_earlier_runs).
+    summary["config"] = {**cfg.to_json(),
+                         "optimizers": list(dict.fromkeys(name for name, _ in results)),
+                         "seeds": sorted({seed for _, seed in results})}
     summary["notes"] = notes
     summary["wall_seconds"] = time.perf_counter() - started
     summary["train_size"] = data_.train_size
@@ -230,6 +234,16 @@ def _layout(workload, out: Path, cfg: CompareConfig, optimizers: list[str]) -> d
                 **resolved_hyperparameters(cfg)}
     return {**counts, "trained_by": {name: layout.trained_by(name, recorded.get(name, {}))
                                      for name in optimizers}}
+
+
+def _reference(cfg: CompareConfig, results: dict) -> str:
+    """The reference of the folder's report: ``--reference`` if given, else Bop if the
+    folder compares it, else its first optimizer. A rerun naming fewer optimizers (say,
+    only the seeds still missing) reports against the same reference as the full command."""
+    if cfg.reference is not None:
+        return cfg.reference
+    names = list(dict.fromkeys(name for name, _ in results))
+    return "bop" if "bop" in names else names[0]
 
 
 def _with_earlier_runs(results: dict, out: Path, epochs: int) -> dict:

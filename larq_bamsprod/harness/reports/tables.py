@@ -117,10 +117,12 @@ def results_markdown(summary: dict, cfg: CompareConfig | None = None) -> str:
                                         summary.get("targets")) + "\n"
     if cfg is not None:
         workload = cfg.workload
+        # The folder's seeds: a rerun may name only some (compare._with_earlier_runs).
+        seeds = summary.get("config", {}).get("seeds", cfg.seeds)
         text = (
             _workload_text(workload)
             + f", {cfg.epochs} {plural(cfg.epochs, 'epoch')}, batch "
-            f"{workload.batch_size}, seeds {cfg.seeds}, schedule `{cfg.schedule}`"
+            f"{workload.batch_size}, seeds {seeds}, schedule `{cfg.schedule}`"
             + (f", train subset {workload.train_subset}" if workload.train_subset else "")
             + (f", {cfg.steps_per_epoch} steps/epoch" if cfg.steps_per_epoch else "")
             + (f", test subset {workload.test_subset}" if workload.test_subset else "")
