@@ -53,6 +53,7 @@ from larq_bamsprod.harness.experiments.config import (
     ResumeError,
     check_resumable,
     recorded_hyperparameters,
+    reference_of,
     resolved_hyperparameters,
 )
 from larq_bamsprod.harness.files import (
@@ -182,12 +183,13 @@ def _run_all(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> dict:
             results[(name, seed)] = run_one(workload, run_cfg, name, seed, data_, strategy,
                                             out, log, progress)
             tf.keras.backend.clear_session()
+    # The report covers the folder's runs, not only this command's: measured against the
+    # reference the full command would have (a rerun may name only the runs still missing).
     results = _with_earlier_runs(results, out, cfg.epochs)
-    summary = summarize(results, _reference(cfg, results),
+    names = list(dict.fromkeys(name for name, _ in results))
+    summary = summarize(results, reference_of(names, cfg.reference),
                         cfg.target if cfg.target is not None else workload.target, data_.metric)
-    # The report covers the folder's runs, not only this command's (_with_earlier_runs).
-    summary["config"] = {**cfg.to_json(),
-                         "optimizers": list(dict.fromkeys(name for name, _ in results)),
+    summary["config"] = {**cfg.to_json(), "optimizers": names,
                          "seeds": sorted({seed for _, seed in results})}
     summary["notes"] = notes
     summary["wall_seconds"] = time.perf_counter() - started
@@ -234,16 +236,6 @@ def _layout(workload, out: Path, cfg: CompareConfig, optimizers: list[str]) -> d
                 **resolved_hyperparameters(cfg)}
     return {**counts, "trained_by": {name: layout.trained_by(name, recorded.get(name, {}))
                                      for name in optimizers}}
-
-
-def _reference(cfg: CompareConfig, results: dict) -> str:
-    """The reference of the folder's report: ``--reference`` if given, else Bop if the
-    folder compares it, else its first optimizer. A rerun naming fewer optimizers (say,
-    only the seeds still missing) reports against the same reference as the full command."""
-    if cfg.reference is not None:
-        return cfg.reference
-    names = list(dict.fromkeys(name for name, _ in results))
-    return "bop" if "bop" in names else names[0]
 
 
 def _with_earlier_runs(results: dict, out: Path, epochs: int) -> dict:

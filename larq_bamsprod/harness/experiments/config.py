@@ -143,9 +143,14 @@ class CompareConfig:
     @property
     def reference_name(self) -> str:
         """The optimizer the others are measured against."""
-        if self.reference is not None:
-            return self.reference
-        return "bop" if "bop" in self.optimizers else self.optimizers[0]
+        return reference_of(self.optimizers, self.reference)
+
+
+def reference_of(optimizers: list[str], reference: str | None = None) -> str:
+    """``reference`` if given, else Bop if ``optimizers`` has it, else their first."""
+    if reference is not None:
+        return reference
+    return "bop" if "bop" in optimizers else optimizers[0]
 
 
 def _check_target(target, workload: Workload) -> None:
