@@ -448,6 +448,23 @@ def test_a_perplexity_graph_reads_lower_as_better(tmp_path):
     assert times["reference_target"] == {"bamsprod": 15.0, "bop": 30.0}
 
 
+def test_a_graph_still_tuning_says_how_many_trials_are_in(study):
+    """Tuning under way (trials finished, no final comparison yet): the graph counts the
+    finished trials and gives its command, not "not run yet"."""
+    root, doc = study
+    for trial in ("bop-study1-trial0", "bamsprod-study2-trial3"):
+        run = root / "later" / "trials" / trial / "runs" / f"{trial.split('-')[0]}-seed0"
+        run.mkdir(parents=True)
+        (run / "done.json").write_text("{}")
+    # A trial cut off (no done.json) is not counted.
+    (root / "later" / "trials" / "bop-study1-trial1" / "runs" / "bop-seed0").mkdir(parents=True)
+    body, _ = evidence.render(root, doc)
+    section = body.split("### Later graph")[1].split("###")[0]
+    assert ("Under way: 2 tuning trials finished in `later`, no final runs yet; no table "
+            "until they are all in. The command resumes it:") in section
+    assert "larq-bamsprod tune --later" in section and "Not run yet" not in section
+
+
 def test_a_comparison_still_running_gets_no_table(study):
     """Final runs under way (a run of the comparison's optimizers x seeds missing): the
     graph says how many are done and gives no numbers, rather than tables of a subset."""

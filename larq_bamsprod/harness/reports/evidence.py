@@ -106,6 +106,12 @@ def load_graph(folder: Path, seeds: list[int] | None = None) -> dict | None:
             "results": results, "all_results": all_results}
 
 
+def finished_trials(folder: Path) -> int:
+    """Tuning trials of ``folder`` whose run has finished (``tune``'s
+    ``trials/<study>-trial<k>/runs/<run>/done.json``)."""
+    return len(list(folder.glob("trials/*/runs/*/done.json")))
+
+
 # --- Numbers --------------------------------------------------------------------------------
 
 def median_steps(steps: list[int | None]) -> float:
@@ -177,18 +183,25 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 600 else f"{seconds / 60:.1f} min"
 
 
-def graph_text(entry: dict, graph: dict | None, link: str | None = None
+def graph_text(entry: dict, graph: dict | None, link: str | None = None, trials: int = 0
                ) -> tuple[str, dict[str, float] | None]:
     """Markdown of one graph and its times to target (None if it has no final runs yet);
-    ``link``: the graph's folder relative to the document (default: its ``dir``)."""
+    ``link``: the graph's folder relative to the document (default: its ``dir``);
+    ``trials``: its finished tuning trials (:func:`finished_trials`), said while no final
+    run is in."""
     from larq_bamsprod.harness import metrics
     from larq_bamsprod.harness.catalogue import workloads
     from larq_bamsprod.harness.reports import stats, summary, tables
 
     lines = [f"### {entry['title']}", ""]
     if graph is None:
-        lines += [f"Not run yet (no final runs in `{entry['dir']}`). Command:", "",
-                  "```bash", entry["command"], "```", ""]
+        if trials:
+            lines += [f"Under way: {trials} tuning {'trial' if trials == 1 else 'trials'} "
+                      f"finished in `{entry['dir']}`, no final runs yet; no table until "
+                      "they are all in. The command resumes it:", ""]
+        else:
+            lines += [f"Not run yet (no final runs in `{entry['dir']}`). Command:", ""]
+        lines += ["```bash", entry["command"], "```", ""]
         return "\n".join(lines), None
     expected = len(graph["config"]["optimizers"]) * len(graph["config"]["seeds"])
     if len(graph["results"]) < expected:
@@ -593,7 +606,8 @@ def render_all(root: Path, results_md: Path | None = None) -> dict:
                                 "saying why the tables leave the other seeds out")
         folder = root / entry["dir"]
         link = _relative(folder, results_md.parent) if results_md is not None else None
-        text, graph_times = graph_text(entry, load_graph(folder, seeds), link)
+        text, graph_times = graph_text(entry, load_graph(folder, seeds), link,
+                                       finished_trials(folder))
         blocks.append(text)
         if graph_times is not None:
             levels += [{} for _ in range(len(graph_times["levels"]) - len(levels))]
