@@ -39,6 +39,8 @@ import re
 import sys
 from pathlib import Path
 
+from larq_bamsprod.harness.words import plural
+
 BEGIN = "<!-- evidence:begin -->"
 END = "<!-- evidence:end -->"
 SUMMARY_BEGIN = "<!-- evidence-summary:begin -->"
@@ -196,7 +198,7 @@ def graph_text(entry: dict, graph: dict | None, link: str | None = None, trials:
     lines = [f"### {entry['title']}", ""]
     if graph is None:
         if trials:
-            lines += [f"Under way: {trials} tuning {'trial' if trials == 1 else 'trials'} "
+            lines += [f"Under way: {trials} tuning {plural(trials, 'trial')} "
                       f"finished in `{entry['dir']}`, no final runs yet; no table until "
                       "they are all in. The command resumes it:", ""]
         else:
