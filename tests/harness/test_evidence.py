@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("args", [
-    [],  # the second round: docs/RESULTS.md and README's summary
-    ["--root", "docs/results/third", "--results", "docs/results/third/README.md"],
+    [],  # the third round, the default: docs/RESULTS.md and README's summary
+    ["--root", "docs/results/tuned", "--results", "docs/results/tuned/README.md"],
 ])
 def test_committed_results_tables_equal_the_scripts_output(args):
     """Every table between RESULTS.md's evidence markers comes from the committed files."""
@@ -29,7 +29,7 @@ def test_committed_results_tables_equal_the_scripts_output(args):
 def test_committed_mobilenetv2_layout_is_the_hand_count():
     # Issue #25's count: 16,488 of MobileNetV2's (width 0.25) 250,778 trainable weights are
     # binary (its depth-wise kernels); Bop's layout trains the rest with Adam.
-    text = (REPO / "docs" / "RESULTS.md").read_text()
+    text = (REPO / "docs" / "results" / "tuned" / "README.md").read_text()
     section = text.split("binary MobileNetV2 at width 0.25")[1].split("\n### ")[0]
     assert ("Trainable weights: 16,488 binary and 234,290 real-valued (6.6% binary)."
             in section)
@@ -356,7 +356,13 @@ def test_the_committed_readme_summary_is_generated():
     text = (REPO / "README.md").read_text()
     assert text.count(evidence.SUMMARY_BEGIN) == 1 and text.count(evidence.SUMMARY_END) == 1
     block = text.split(evidence.SUMMARY_BEGIN)[1].split(evidence.SUMMARY_END)[0]
-    assert "| graph | seeds | binary share" in block and "Holm-corrected p (5 comparisons)" in block
+    assert "| graph | seeds | binary share" in block
+    # The third round's primary family: both BAMSProd rows against Bop on every graph with
+    # final runs, Holm-corrected over all of them.
+    rows = [line for line in block.splitlines()
+            if line.startswith("| ") and not line.startswith("| graph |")]
+    assert {line.split(" | ")[3] for line in rows} == {"bamsprod", "bamsprod@case"}
+    assert f"Holm-corrected p ({len(rows)} comparisons)" in block
 
 
 def test_the_cli_command_is_the_same(study, capsys):

@@ -8,16 +8,19 @@ Usage (from the repository's top folder)::
 (``python -m larq_bamsprod.harness.reports.evidence`` does the same, with TensorFlow's start-up
 log.)
 
-Reads ``ROOT/evidence.json`` (default root ``docs/results/tuned``): the graphs in the order
-RESULTS shows them, each with its folder (the ``--output`` of its ``larq-bamsprod tune``),
-a title, the exact command, and when and where it ran; optionally ``seeds``, the final runs'
-seeds the tables use, with ``seeds_why`` (e.g. leaving out the seed whose initial weights the
-tuning trials trained from: ``"seeds": [1, 2, 3, 4, 5], "seeds_why": "..."``). From each
-folder it reads what ``tune`` and ``compare`` wrote and what git keeps: ``tune.json``
-(every trial, the chosen configuration) and ``runs/<optimizer>-seed<S>/done.json`` (every
-final run's history). The numbers are recomputed from the per-seed histories with the
-comparison's own rules (:mod:`larq_bamsprod.harness.reports.summary`,
-:mod:`larq_bamsprod.harness.reports.stats`), so a table cannot drift from the runs behind it.
+Reads ``ROOT/evidence.json`` (default root ``docs/results/third``, the current round, whose
+tables go to RESULTS.md and whose summary goes to README; the second round, superseded, is
+``--root docs/results/tuned --results docs/results/tuned/README.md``, which leaves README
+alone): the graphs in the order RESULTS shows them, each with its folder (the ``--output``
+of its ``larq-bamsprod tune``), a title, the exact command, and when and where it ran;
+optionally ``seeds``, the final runs' seeds the tables use, with ``seeds_why`` (e.g. leaving
+out the seed whose initial weights the tuning trials trained from: ``"seeds": [1, 2, 3, 4,
+5], "seeds_why": "..."``). From each folder it reads what ``tune`` and ``compare`` wrote and
+what git keeps: ``tune.json`` (every trial, the chosen configuration) and
+``runs/<optimizer>-seed<S>/done.json`` (every final run's history). The numbers are
+recomputed from the per-seed histories with the comparison's own rules
+(:mod:`larq_bamsprod.harness.reports.summary`, :mod:`larq_bamsprod.harness.reports.stats`),
+so a table cannot drift from the runs behind it.
 
 The generated text replaces what lies between ``<!-- evidence:begin -->`` and
 ``<!-- evidence:end -->`` in RESULTS.md; everything outside (the discussion) is left alone.
@@ -733,9 +736,11 @@ def replace_block(document: str, body: str, where: str, begin: str = BEGIN,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", default="docs/results/tuned",
+    parser.add_argument("--root", default="docs/results/third",
                         help="folder holding evidence.json and one folder per graph "
-                             "(default: %(default)s)")
+                             "(default: %(default)s, the current round; the second, "
+                             "superseded: --root docs/results/tuned --results "
+                             "docs/results/tuned/README.md)")
     parser.add_argument("--results", default="docs/RESULTS.md",
                         help="the document whose marked block is rewritten (default: "
                              "%(default)s)")
